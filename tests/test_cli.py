@@ -36,3 +36,14 @@ def test_unknown_params_key_is_rejected():
     assert from_dict(Section, {"length": 100}).length == 100
     with pytest.raises(VarnetError, match="unknown key.*lenght"):
         from_dict(Section, {"lenght": 100}, where="sequences")
+
+
+def test_params_overlays_merge_key_by_key(tmp_path):
+    from varnet.config import load_params
+
+    base = tmp_path / "params.yaml"
+    base.write_text("cuts:\n  min_epochs: 200\n  mag_range: [11, 17]\nsplit:\n  by: star\n")
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("cuts:\n  min_epochs: 100\n  mag_range: null\n")
+    merged = load_params([base, overlay])
+    assert merged == {"cuts": {"min_epochs": 100, "mag_range": None}, "split": {"by": "star"}}

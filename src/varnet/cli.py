@@ -43,8 +43,10 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         "(Tsang & Schultz 2019). Each pipeline stage is a subcommand; `dvc repro` runs them "
         "in order. Run `varnet <command> --help` for a command's options.",
     )
-    parser.add_argument("--params", default="params.yaml",
-                        help="params file to read (default: %(default)s)")
+    parser.add_argument("--params", action="append", metavar="FILE",
+                        help="params file; repeat to overlay files in order, e.g. "
+                        "--params params.yaml --params configs/surveys/eros1-lmc.yaml "
+                        "(default: params.yaml)")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, (module_name, summary) in COMMANDS.items():
         if name != command:
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         from varnet.config import load_params
 
-        params = load_params(args.params)
+        params = load_params(args.params or ["params.yaml"])
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args, params) or 0)
     except VarnetError as exc:

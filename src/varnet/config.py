@@ -19,8 +19,33 @@ T = TypeVar("T")
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
-    path = Path(path)
+def load_params(paths: str | os.PathLike | list[str | os.PathLike] = DEFAULT_PARAMS
+                ) -> dict[str, Any]:
+    """Read params.yaml, or several files merged in order: a later file's keys override.
+
+    The overlays in configs/ (a real survey, the paper-scale GPU profile) hold only the keys
+    they change, so ``--params params.yaml --params configs/surveys/eros1-lmc.yaml`` runs the
+    pipeline on EROS-1 without editing params.yaml.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        return _read_one(Path(paths))
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = _deep_merge(merged, _read_one(Path(path)))
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_one(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise VarnetError(f"{path}: params file not found (run from the project root or pass --params)")
     try:
