@@ -7,7 +7,8 @@ Writes  data/processed/split.npz: int64 indices into sequences.npz, `train` and 
 
 Two ways to split, chosen by `split.by`:
   star      (default, honest) StratifiedGroupKFold grouped by star id: no sequence of a
-            validation star is seen in training. Each class needs >= n_splits stars.
+            validation star is seen in training. Each class present needs >= n_splits stars;
+            classes absent from the survey are allowed (real surveys lack some).
   sequence  (the paper) StratifiedKFold on sequences: sequences of one star land on both
             sides, which leaks the star's period, mean and label and inflates the scores.
 Both shuffle with `seed`, stratify by class and keep fold `fold` of `n_splits` as validation;
@@ -82,7 +83,7 @@ def split_indices(label: np.ndarray, star_id: np.ndarray, by: str = "star", n_sp
         else:
             count, unit = int((y == k).sum()), "sequences"
             hint = "lower split.n_splits"
-        if count < n_splits:
+        if 0 < count < n_splits:  # absent classes are allowed: real surveys lack some
             raise VarnetError(f"class {name} has {count} {unit}, too few for a {n_splits}-fold "
                               f"split by {by} (each fold needs one): {hint}, or add {name} stars")
     dummy = np.zeros((known.size, 1))
@@ -93,7 +94,8 @@ def split_indices(label: np.ndarray, star_id: np.ndarray, by: str = "star", n_sp
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         folds = splitter.split(dummy, y)
     train, valid = next(itertools.islice(folds, fold, None))
-    missing = [name for k, name in enumerate(taxonomy.CLASSES) if not (y[train] == k).any()]
+    missing = [name for k, name in enumerate(taxonomy.CLASSES)
+               if (y == k).any() and not (y[train] == k).any()]
     if missing:
         raise VarnetError(f"fold {fold} leaves class(es) {missing} without training sequences; "
                           f"try another split.seed or fewer split.n_splits")
