@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args, params) or 0)
     except VarnetError as exc:
-        print(f"varnet {command or ''}: error: {exc}".replace("  ", " "), file=sys.stderr)
+        print(f"varnet {command}: error: {exc}" if command else f"varnet: error: {exc}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("varnet: interrupted", file=sys.stderr)

@@ -48,8 +48,8 @@ CATALOG_COLUMNS: dict[str, str] = {
     "w_rp": "float: Gaia Wesenheit W_RP (NaN if missing)",
 }
 CUT_COLUMNS: dict[str, str] = {
-    "n_epochs": "int: good epochs after cleaning (per star, all bands)",
-    "ss_resid": "float: supersmoother RMS residual / std (inf if the fit failed)",
+    "n_epochs": "int: good epochs after cleaning in the star's most populated band",
+    "ss_resid": "float: supersmoother RMS residual / std on that band (inf if the fit failed)",
 }
 LIGHTCURVE_COLUMNS: dict[str, str] = {
     "id": "str: star id (catalog.id)",

@@ -1,0 +1,115 @@
+"""Apply the paper's cuts to the raw snapshot and validate every step with Great Expectations.
+
+Reads   data/raw/<survey.name>/catalog.parquet, lightcurves.parquet   (`varnet snapshot`)
+Writes  data/interim/catalog.parquet        the kept stars: catalog columns + n_epochs, ss_resid
+        data/interim/lightcurves.parquet    their clean epochs, sorted by (id, band, time)
+        reports/cutflow.md                  stars removed by each cut per class (also printed)
+        reports/cutflow.csv                 the same, tidy (cut, class, removed) for `dvc plots`
+        reports/cutflow.json                DVC metrics: stars in/kept, points dropped per reason
+        gx/                                 Great Expectations suites and checkpoints; Data Docs
+                                            in gx/uncommitted/data_docs/local_site/index.html
+
+Steps: check the raw catalog and light curves (suites raw_catalog, raw_lightcurves); drop bad
+epochs (99.99 flags, NaN/inf, err <= 0, repeated times) and count them; run the star cuts of
+params `cuts` in order (unknown type, period, class probability >= 0.9, 11 < V < 17,
+>= 200 good epochs, supersmoother residual <= 0.7; VAR stars take only the period and epoch
+cuts, and one without a period is dropped; null disables a cut); check the result (suites
+lightcurves, post_cut). The cut-flow table counts every star under the first cut it fails.
+
+A failed check exits with status 2 and a message naming the suite, the expectation and the
+unexpected counts with example star ids; nothing is written to data/interim then (outputs of
+an earlier run are removed first). A class present in the raw catalog that loses all its stars
+is such a failure.
+
+Examples:
+  varnet validate                      # the configured survey
+  dvc repro validate                   # the same, as a DVC stage
+  dvc exp run -S cuts.max_ss_resid=0.5 # a stricter residual cut
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from varnet import expectations, io, schema
+from varnet.config import section
+from varnet.cuts import CutFlow, CutResult, CutsConfig, apply_cuts
+from varnet.errors import VarnetError
+from varnet.taxonomy import CLASSES, NOVEL
+
+CUTFLOW_MD = schema.REPORTS_DIR / "cutflow.md"
+CUTFLOW_CSV = schema.REPORTS_DIR / "cutflow.csv"
+CUTFLOW_JSON = schema.REPORTS_DIR / "cutflow.json"
+OUTPUTS = (schema.INTERIM_CATALOG, schema.INTERIM_LIGHTCURVES, CUTFLOW_MD, CUTFLOW_CSV,
+           CUTFLOW_JSON)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options: the survey and the thresholds come from params.yaml (survey.name, cuts)."""
+
+
+def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    cfg = section(CutsConfig, "cuts", params)
+    survey = (params.get("survey") or {}).get("name")
+    if not survey:
+        raise VarnetError("params survey.name: missing (the snapshot to validate)")
+    for path in OUTPUTS:  # a failed run must not leave an earlier run's outputs looking current
+        path.unlink(missing_ok=True)
+
+    catalog_path, lightcurves_path = schema.raw_paths(survey)
+    catalog = io.read_parquet(catalog_path)
+    lightcurves = io.read_parquet(lightcurves_path)
+    started = time.perf_counter()
+    project = expectations.Project(".")
+    try:
+        result, cut_seconds = _checked_cuts(project, catalog, lightcurves, cfg, catalog_path,
+                                            lightcurves_path)
+    finally:
+        project.build_docs()
+    gx_seconds = time.perf_counter() - started - cut_seconds
+
+    io.write_parquet(result.catalog, schema.INTERIM_CATALOG)
+    io.write_parquet(result.lightcurves, schema.INTERIM_LIGHTCURVES)
+    write_reports(result.flow)
+    absent = [c for c in CLASSES if c not in set(catalog["superclass"].dropna())]
+    print(f"kept {len(result.catalog)} of {len(catalog)} stars"
+          + (f"; classes absent from the survey: {', '.join(absent)}" if absent else "")
+          + f"; cuts {cut_seconds:.1f} s, Great Expectations {gx_seconds:.1f} s "
+          f"(Data Docs: {expectations.DATA_DOCS})")
+    return 0
+
+
+def _checked_cuts(project: expectations.Project, catalog: pd.DataFrame,
+                  lightcurves: pd.DataFrame, cfg: CutsConfig, catalog_path: Path,
+                  lightcurves_path: Path) -> tuple[CutResult, float]:
+    """Raw suites, the cuts (cut flow printed), then the light-curve and post-cut suites."""
+    project.check(expectations.raw_catalog_suite(), catalog.reset_index(drop=True),
+                  str(catalog_path))
+    project.check(expectations.raw_lightcurves_suite(), lightcurves.reset_index(drop=True),
+                  str(lightcurves_path))
+    started = time.perf_counter()
+    result = apply_cuts(catalog, lightcurves, cfg)
+    cut_seconds = time.perf_counter() - started
+    print(result.flow.to_markdown())
+    present = sorted(set(catalog["superclass"].dropna()) & {*CLASSES, NOVEL})
+    project.check(expectations.lightcurves_suite(cfg),
+                  expectations.lightcurve_frame(result.lightcurves),
+                  f"the clean epochs ({schema.INTERIM_LIGHTCURVES} not written)",
+                  parameters={expectations.IDS_PARAMETER: result.catalog["id"].tolist()})
+    project.check(expectations.post_cut_suite(cfg),
+                  expectations.post_cut_frame(result.catalog, result.lightcurves),
+                  f"the kept stars ({schema.INTERIM_CATALOG} not written)",
+                  parameters={expectations.GROUPS_PARAMETER: present})
+    return result, cut_seconds
+
+
+def write_reports(flow: CutFlow) -> None:
+    io.write_text(flow.to_markdown(), CUTFLOW_MD)
+    with io.atomic_path(CUTFLOW_CSV) as tmp:
+        flow.tidy().to_csv(tmp, index=False)
+    io.write_json(flow.metrics(), CUTFLOW_JSON)
