@@ -32,4 +32,4 @@ bench: $(STAMP)  ## throughput and time-to-accuracy benchmarks (minutes; not par
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf data/raw data/interim data/processed models reports mlruns/mlflow.db mlruns/artifacts
+	rm -rf data/raw data/interim data/processed models reports/figures/evaluation mlruns/mlflow.db mlruns/artifacts
