@@ -1,0 +1,197 @@
+"""Run every benchmark, write benchmarks/results/bench.json and bench.md, print the markdown.
+
+    .venv/bin/python -m benchmarks            # what `make bench` runs (~20 min on 2 free cores)
+    .venv/bin/python -m benchmarks --quick    # smallest sizes: a smoke test of the harness
+    .venv/bin/python -m benchmarks --docs     # also replace the table in docs/results.md
+
+Each benchmark runs in its own process (`python -m benchmarks.<name> --json ...`), so its peak
+memory is its own and TensorFlow state never leaks between them: preprocess, train_speed,
+score_speed, time_to_accuracy (see each module's docstring). The default survey they share is
+prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The real-survey tables are
+separate commands (benchmarks.real_surveys), minutes to an hour each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import common
+
+BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy")
+TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
+"""The time-to-accuracy run uses the fast CPU settings (see that file), capped at TTA_EPOCHS."""
+TTA_EPOCHS = 60
+
+
+def run_one(name: str, quick: bool, out: Path) -> dict:
+    command = [sys.executable, "-m", f"benchmarks.{name}", "--json", str(out)]
+    if quick:
+        command.append("--quick")
+    if name == "time_to_accuracy":
+        command += ["--overlay", TTA_OVERLAY] + ([] if quick else ["--epochs", str(TTA_EPOCHS)])
+    started = time.perf_counter()
+    print(f"[bench] {name} ...", flush=True)
+    completed = subprocess.run(command, cwd=common.ROOT, env={**os.environ, **common.QUIET_ENV},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if completed.returncode != 0:
+        tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"[bench] {name} failed (exit {completed.returncode}):\n{tail}")
+    result = json.loads(out.read_text())
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    print(f"[bench] {name} done in {result['wall_s']:.0f} s", flush=True)
+    return result
+
+
+def _f(value, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    machine = results["machine"]
+    lines = [
+        f"Measured {machine['date']} on {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gib']} GiB; load average {machine['load_average'][0]} at the start, "
+        f"{results['load_end']} at the end (2 = both cores busy); TensorFlow "
+        f"{machine['versions'].get('tensorflow')}, commit {machine['git_commit']}. "
+        f"Command: `{results['command']}` ({results['total_s'] / 60:.0f} min).",
+        "",
+    ]
+    pre = results["preprocess"]
+    lines += ["**Preprocessing** (`python -m benchmarks.preprocess`): raw epochs through "
+              "`apply_cuts` (clean, star cuts, supersmoother) and `build_sequences`.", "",
+              "| stars | epochs | cuts s | sequences s | light curves/s | cuts only | "
+              "sequences only | load |", "|---|---|---|---|---|---|---|---|"]
+    for row in pre["sizes"]:
+        lines.append(f"| {row['stars']:,} | {row['epochs']:,} | {_f(row['cuts_s'])} | "
+                     f"{_f(row['sequences_s'], 2)} | **{_f(row['lightcurves_per_s'])}** | "
+                     f"{_f(row['cuts_lightcurves_per_s'])} | "
+                     f"{_f(row['sequences_lightcurves_per_s'])} | {row['load_before']} |")
+    scaling = pre["scaling_exponent"]
+    lines += ["", f"Time grows as stars^{scaling['cuts_s']} (cuts) and "
+              f"stars^{scaling['sequences_s']} (sequences) from {pre['sizes'][0]['stars']:,} to "
+              f"{pre['sizes'][-1]['stars']:,} stars (1 = linear).", ""]
+
+    train = results["train_speed"]
+    model = train["model"]
+    lines += [f"**Training throughput**, paper-size joint network (GRU {model['gru_units']}"
+              f" x {model['gru_layers']}, m = {model['embedding']}, "
+              f"T = {train['sequence_length']}; `python -m benchmarks.train_speed`). "
+              f"{train['flop_per_sequence'] / 1e6:.1f} MFLOP per training sequence "
+              f"({train['flop_formula']}); matmul ceiling {train['ceiling_gflops']} GFLOP/s "
+              f"(float32 2048², best of TF {train['ceiling_before']['tf_gflops']} / NumPy "
+              f"{train['ceiling_before']['numpy_gflops']} before, "
+              f"{train['ceiling_after']['tf_gflops']} / {train['ceiling_after']['numpy_gflops']}"
+              f" after). Peak memory {train['peak_rss_mib']:.0f} MiB.", "",
+              "| batch | sequences/s (tf.data) | fraction of ceiling | sequences/s (in-memory "
+              "step) | fraction | first step s | load |", "|---|---|---|---|---|---|---|"]
+    for row in train["batches"]:
+        lines.append(f"| {row['batch_size']} | **{_f(row['pipeline_sequences_per_s'])}** | "
+                     f"**{row['pipeline_fraction_of_ceiling']:.1%}** | "
+                     f"{_f(row['compute_sequences_per_s'])} | "
+                     f"{row['compute_fraction_of_ceiling']:.1%} | {row['first_step_s']} | "
+                     f"{row['load']} |")
+    lines.append("")
+
+    score = results["score_speed"]
+    lines += ["**Scoring throughput**, end to end from raw light curves "
+              "(`varnet.pyfunc.score_lightcurves`: clean, fold, network, GMM energy, per-star "
+              f"means; `python -m benchmarks.score_speed`). Ceiling {score['ceiling_gflops']} "
+              f"GFLOP/s. Peak memory {score['peak_rss_mib']:.0f} MiB.", "",
+              "| model | stars | sequences | sequences/s | stars/s | preprocessing s | "
+              "network s | network sequences/s | fraction of ceiling (end to end / network) | "
+              "first call s | load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in score["models"]:
+        lines.append(f"| {row['model']} (GRU {row['gru_units']}) | {row['stars']:,} | "
+                     f"{row['sequences']:,} | **{_f(row['sequences_per_s'])}** | "
+                     f"{_f(row['stars_per_s'])} | {_f(row['preprocess_s'], 2)} | "
+                     f"{_f(row['network_s'], 2)} | {_f(row['network_sequences_per_s'])} | "
+                     f"{row['end_to_end_fraction_of_ceiling']:.1%} / "
+                     f"{row['network_fraction_of_ceiling']:.1%} | {row['first_call_s']} | "
+                     f"{row['load']} |")
+    ls = score["lomb_scargle"]
+    lines += ["", f"Stars sent without a period: Lomb-Scargle (`varnet.periods`) alone runs at "
+              f"{ls['stars_per_s']} stars/s ({ls['stars']} stars).", ""]
+
+    tta = results["time_to_accuracy"]
+    paper = tta["paper"]
+    train_cfg = tta["train"]
+    lines += [f"**Time to accuracy** on the default survey (`{tta['command']}`): joint variant, "
+              f"GRU {tta['model']['gru_units']}, batch {train_cfg['batch_size']}, lr "
+              f"{train_cfg['learning_rate']:g}, {tta['survey']['train_sequences']:,} training / "
+              f"{tta['survey']['valid_sequences']:,} validation sequences (split by star), "
+              f"{tta['steps_per_epoch']} steps per epoch; {tta['epochs_run']} epochs in "
+              f"{tta['total_s'] / 60:.1f} min, final validation accuracy "
+              f"{tta['final_valid_accuracy']:.1%}, novelty AUROC {tta['novelty_auroc']:.3f}. "
+              f"Paper: its released log ({paper['epochs']} epochs, batch "
+              f"{paper['batch_size']}, {paper['train_sequences']:,} training sequences, split "
+              "by sequence, GPU).", "",
+              "| validation accuracy | epoch (ours) | steps | wall (ours) | epoch (paper) | "
+              "wall (paper) | ours / paper epochs |", "|---|---|---|---|---|---|---|"]
+    for target, reached in tta["reached"].items():
+        paper_epoch = paper["epoch_index"].get(target)
+        paper_wall = paper.get("wall_h", {}).get(target)
+        if reached is None:
+            ours = f"not reached in {tta['epochs_run']}"
+            lines.append(f"| {float(target):.0%} | {ours} | — | — | {paper_epoch} | "
+                         f"{_f(paper_wall, 1)} h | — |")
+        else:
+            lines.append(f"| {float(target):.0%} | **{reached['epoch_index']}** | "
+                         f"{reached['steps']:,} | {reached['wall_s'] / 60:.1f} min | "
+                         f"{paper_epoch} | {_f(paper_wall, 1)} h | "
+                         f"{(reached['epoch_index'] + 1) / (paper_epoch + 1):.2f} |")
+    lines += ["", "Epoch indices are 0-based, as in the paper's log."]
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(text: str, path: Path = common.ROOT / "docs" / "results.md") -> None:
+    begin, end = "<!-- BEGIN bench -->", "<!-- END bench -->"
+    current = path.read_text()
+    if begin not in current or end not in current:
+        raise SystemExit(f"{path}: markers {begin} / {end} not found")
+    head, rest = current.split(begin, 1)
+    path.write_text(head + begin + "\n" + text + end + rest.split(end, 1)[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smallest sizes (a smoke test)")
+    parser.add_argument("--docs", action="store_true",
+                        help="replace the benchmark section of docs/results.md")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS),
+                        help="run these; the others are read from the last bench.json")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    out_dir = common.RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = out_dir / "bench.json"
+    results = json.loads(previous.read_text()) if previous.is_file() else {}
+    results["machine"] = common.machine()
+    print("[bench] preparing the default survey ...", flush=True)
+    common.default_survey()
+    for name in args.only:
+        results[name] = run_one(name, args.quick, out_dir / f"{name}.json")
+    missing = [n for n in BENCHMARKS if n not in results]
+    if missing:
+        raise SystemExit(f"[bench] no results for {missing}: run them (drop --only)")
+    results["load_end"] = common.load()
+    results["total_s"] = round(time.perf_counter() - started, 1)
+    results["command"] = "python -m benchmarks" + (" --quick" if args.quick else "")
+    common.write_json(results, out_dir / "bench.json")
+    text = markdown(results)
+    (out_dir / "bench.md").write_text(text)
+    if args.docs:
+        update_docs(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

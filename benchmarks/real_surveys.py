@@ -1,0 +1,421 @@
+"""Real surveys: star-grouped 5-fold classification and leave-one-class-out novelty.
+
+One command per survey, each reading ../shared/data in place (never copied) and working in a
+scratch project under $VARNET_BENCH_DIR (default /tmp/varnet-bench/<survey>):
+
+    .venv/bin/python -m benchmarks.real_surveys eros1-lmc
+    .venv/bin/python -m benchmarks.real_surveys sdss-s82
+    .venv/bin/python -m benchmarks.real_surveys gaia-dr3                 # catalog periods only
+    .venv/bin/python -m benchmarks.real_surveys gaia-dr3 --ls-periods    # + Lomb-Scargle ones
+
+Pipeline, in process: the survey overlay configs/surveys/<survey>.yaml over params.yaml, with
+the class mapping below (SURVEYS); `load_survey` (the snapshot), `apply_cuts`,
+`build_sequences`, `split_indices`, then `varnet.train.train_variant("joint", ...)` per run
+(MLflow run in the scratch project, nothing registered), read back from predictions.npz.
+
+Classification: `split.by: star`, 5 folds; each fold trains on 4/5 of the stars and predicts the
+rest, so every star is validated once. Reported: accuracy per fold (mean +- std), per-class
+recall pooled over the folds, per sequence and per star (a star's class is the argmax of its
+sequences' mean gamma, `varnet.metrics.star_means`).
+
+Novelty (the leave-one-class-out protocol of multi-class Deep SVDD, Perez-Carrasco et al.
+2023): for each class c, relabel c as novel (VAR), train on fold 0 of the other classes, and
+score c's sequences against the validation sequences of the known classes by the GMM energy:
+AUROC (threshold-free), per sequence and per star (mean energy).
+
+Run budget (RUN_BUDGET and each survey's "budget"; --epochs overrides): GRU 32 x 2, m = 16,
+lr 2e-3; 10 epochs of batch 64 (EROS: 5 of 128; Gaia: 20 of 32), so that each survey's table
+takes minutes on 2 free cores (tens of minutes on a loaded one), not the paper's 2,000 epochs.
+
+Writes benchmarks/results/real-<survey>.json and .md, prints the markdown, and replaces the
+survey's section of docs/results.md (between its BEGIN/END markers) unless --no-docs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import common
+
+SURVEYS: dict[str, dict[str, Any]] = {
+    "eros1-lmc": {
+        "overlay": "configs/surveys/eros1-lmc.yaml",
+        "labels": {"CEPHEID": "CEPH", "EB": "ECL", "MIRA": "M", "RRLYR": "RRAB"},
+        "names": {"RRAB": "RR (ab/c unsplit)"},
+        "note": "EROS-1 LMC, photographic B and R, one 100-point sequence per band and star; "
+                "RRLYR mapped to RRAB (RR, ab/c unsplit); supersmoother cut off (overlay).",
+        "budget": {"train": {"epochs": 5, "batch_size": 128}},
+    },
+    "sdss-s82": {
+        "overlay": "configs/surveys/sdss-s82.yaml",
+        "labels": None,
+        "names": {},
+        "note": "SDSS Stripe 82 RR Lyrae (Sesar et al. 2010), g r i, one 50-point sequence per "
+                "band and star; ab -> RRAB, c -> RRCD.",
+        "budget": {},
+    },
+    "gaia-dr3": {
+        "overlay": "configs/surveys/gaia-dr3.yaml",
+        "labels": {"CEP": "CEPH", "ECL": "ECL", "DSCT|GDOR|SXPHE": "DSCT", "RR": "RRAB",
+                   "LPV": "M"},
+        "names": {"RRAB": "RR (ab/c unsplit)", "M": "LPV (M+SR unsplit)",
+                  "DSCT": "DSCT (+GDOR, SXPHE)"},
+        "note": "Gaia DR3 G band, 40-point sequences; RR mapped to RRAB (ab/c unsplit) and LPV "
+                "to M (Miras and semi-regulars unsplit) so that the five periodic classes of "
+                "Perez-Carrasco et al. are present.",
+        "budget": {"train": {"epochs": 20, "batch_size": 32}},
+    },
+}
+RUN_BUDGET = {"model": {"gru_units": 32, "gru_layers": 2, "embedding": 16},
+              "train": {"epochs": 10, "batch_size": 64, "learning_rate": 2.0e-3}}
+"""Per run; a survey's "budget" overrides it (EROS: 5 epochs of batch 128, 4x the sequences;
+Gaia with catalog periods: 20 epochs of batch 32, ~270 training sequences)."""
+N_FOLDS = 5
+MIN_STARS = 2 * N_FOLDS
+"""A class with fewer stars after the cuts is left out (too few for a 5-fold split by star)."""
+PEREZ_CARRASCO_AUROC = {"CEPH": 0.858, "DSCT": 0.819, "ECL": 0.945, "RRAB": 0.953, "M": 0.953}
+"""Multi-class Deep SVDD leave-one-class-out AUROCs (CEP, DSCT, ECL, RRL, LPV)."""
+DOCS = common.ROOT / "docs" / "results.md"
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def survey_params(survey: str, budget: dict | None = None) -> dict[str, Any]:
+    """params.yaml + the survey overlay + the class mapping + the run budget."""
+    spec = SURVEYS[survey]
+    params = common.root_params(spec["overlay"])
+    if spec["labels"] is not None:
+        params["survey"]["table"]["labels"] = spec["labels"]
+    for section, values in (budget or RUN_BUDGET).items():
+        params[section] = {**params.get(section, {}), **values}
+    params["split"] = {**params["split"], "by": "star", "n_splits": N_FOLDS}
+    return params
+
+
+def lomb_scargle_periods(catalog, lightcurves, cache: Path, sentinel_mag: float):
+    """Periods for the stars without one, from varnet.periods (cached: one search per star)."""
+    import pandas as pd
+
+    from varnet.errors import VarnetError
+    from varnet.periods import lomb_scargle_period
+
+    found = (pd.read_csv(cache, dtype={"id": str}).set_index("id")["period"]
+             if cache.is_file() else pd.Series(dtype=float))
+    missing = catalog.loc[catalog["period"].isna(), "id"]
+    todo = [s for s in missing if s not in found.index]
+    if todo:
+        good = lightcurves[(lightcurves["mag"] < sentinel_mag) & lightcurves["id"].isin(todo)]
+        rows = []
+        started = time.perf_counter()
+        for i, (star, points) in enumerate(good.groupby("id", sort=False)):
+            try:
+                period = lomb_scargle_period(*(points[c].to_numpy() for c in ("time", "mag",
+                                                                                "err")))
+            except VarnetError:
+                period = float("nan")
+            rows.append((star, period))
+            if (i + 1) % 100 == 0:
+                print(f"  Lomb-Scargle: {i + 1} of {len(todo)} stars, "
+                      f"{time.perf_counter() - started:.0f} s", flush=True)
+                _append(cache, rows)
+                rows = []
+        _append(cache, rows)
+        found = pd.read_csv(cache, dtype={"id": str}).set_index("id")["period"]
+    catalog = catalog.copy()
+    filled = catalog["period"].isna()
+    catalog.loc[filled, "period"] = catalog.loc[filled, "id"].map(found).to_numpy()
+    return catalog, int(filled.sum())
+
+
+def _append(cache: Path, rows: list[tuple[str, float]]) -> None:
+    if not rows:
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    new = not cache.is_file()
+    with cache.open("a") as handle:
+        if new:
+            handle.write("id,period\n")
+        handle.writelines(f"{star},{period!r}\n" for star, period in rows)
+
+
+def prepare(survey: str, params: dict, workdir: Path, ls_periods: bool) -> dict[str, Any]:
+    """Snapshot, cuts and sequences of ``survey`` in process; sequences.npz under workdir."""
+    from varnet import io, schema
+    from varnet.config import section
+    from varnet.cuts import CutsConfig, apply_cuts
+    from varnet.sequences import SequencesParams, build_sequences
+    from varnet.surveys.snapshot import SurveyParams, load_survey
+
+    started = time.perf_counter()
+    with contextlib.chdir(common.ROOT):  # the overlays' paths are relative to the repo root
+        catalog, lightcurves, _ = load_survey(section(SurveyParams, "survey", params))
+    cuts = section(CutsConfig, "cuts", params)
+    n_ls = 0
+    if ls_periods:
+        catalog, n_ls = lomb_scargle_periods(catalog, lightcurves,
+                                             workdir / "lomb_scargle_periods.csv",
+                                             cuts.sentinel_mag)
+    result = apply_cuts(catalog, lightcurves, cuts, progress=False)
+    seq = section(SequencesParams, "sequences", params)
+    arrays, _ = build_sequences(result.catalog, result.lightcurves, seq.length, seq.bands)
+    io.write_npz(workdir / schema.SEQUENCES_FILE, **arrays)
+    flow = result.flow.metrics()
+    return {"stars": len(catalog), "stars_kept": len(result.catalog),
+            "sequences": int(arrays["label"].size), "sequence_length": seq.length,
+            "lomb_scargle_periods": n_ls, "cutflow": flow,
+            "prepare_s": round(time.perf_counter() - started, 1)}
+
+
+def _usable(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Known-class sequences of the classes with >= MIN_STARS stars; the dropped classes' star
+    counts (the mappings leave no VAR; a survey's own VAR would be off-protocol here)."""
+    from varnet.taxonomy import CLASSES
+
+    dropped = {}
+    keep = arrays["label"] >= 0
+    for k, name in enumerate(CLASSES):
+        stars = np.unique(arrays["star_id"][arrays["label"] == k]).size
+        if 0 < stars < MIN_STARS:
+            dropped[name] = int(stars)
+            keep &= arrays["label"] != k
+    return {k: v[keep] if v.shape[:1] == keep.shape else v for k, v in arrays.items()}, dropped
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+PLACEHOLDER = "__placeholder-novel__"
+
+
+def _with_placeholder_novel(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A copy of the first sequence appended as a novel one, dropped again from the results.
+
+    Works around `varnet.train.load_data` failing on an empty novel set (its finiteness check
+    reshapes a (0, T, 2) array with -1); novel sequences are never trained on, so the copy
+    changes nothing but the (unused) novelty metrics of the classification runs.
+    """
+    n = len(arrays["label"])
+    out = {}
+    for key, value in arrays.items():
+        if value.shape[:1] == (n,) and key != "classes":
+            extra = value[:1].copy()
+            if key == "label":
+                extra[:] = -1
+            elif key == "star_id":
+                extra = np.asarray([PLACEHOLDER])
+            value = np.concatenate([value, extra.astype(value.dtype)])
+        out[key] = value
+    return out
+
+
+def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label: np.ndarray,
+              fold: int, name: str) -> dict[str, np.ndarray]:
+    """Sequences with these labels (-1 = novel), one split, one joint training; the valid and
+    novel rows of predictions.npz."""
+    from varnet import io, schema
+    from varnet.split import split_indices
+    from varnet.train import train_variant
+
+    arrays = {**arrays, "label": label}
+    if not (label < 0).any():
+        arrays = _with_placeholder_novel(arrays)
+    io.write_npz(workdir / schema.SEQUENCES_FILE, **arrays)
+    indices = split_indices(arrays["label"], arrays["star_id"], by="star", n_splits=N_FOLDS,
+                            fold=fold, seed=params["split"]["seed"])
+    io.write_npz(workdir / schema.SPLIT_FILE, **indices)
+    started = time.perf_counter()
+    with common.project_dir(workdir):
+        train_variant("joint", params, workdir / "models" / name, register=False, restart=True)
+    predictions = io.read_npz(workdir / "models" / name / "predictions.npz")
+    keep = (predictions["subset"] != "train") & (predictions["star_id"] != PLACEHOLDER)
+    out = {k: v[keep] for k, v in predictions.items()}
+    out["seconds"] = time.perf_counter() - started
+    print(f"  {name}: {time.perf_counter() - started:.0f} s", flush=True)
+    return out
+
+
+def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
+    from varnet import metrics
+    from varnet.taxonomy import CLASSES
+
+    folds, labels, gammas, stars, seconds = [], [], [], [], []
+    for fold in range(N_FOLDS):
+        out = train_run(params, workdir, arrays, arrays["label"], fold, f"fold{fold}")
+        valid = out["subset"] == "valid"
+        label, gamma, star = out["label"][valid], out["gamma"][valid], out["star_id"][valid]
+        ids, means = metrics.star_means(star, gamma=gamma, label=label)
+        folds.append({"fold": fold, "sequences": int(valid.sum()), "stars": len(ids),
+                      "accuracy": metrics.accuracy(label, gamma.argmax(1)),
+                      "star_accuracy": metrics.accuracy(np.round(means["label"]),
+                                                        means["gamma"].argmax(1))})
+        labels.append(label)
+        gammas.append(gamma)
+        stars.append(star)
+        seconds.append(out["seconds"])
+    label, gamma, star = (np.concatenate(x) for x in (labels, gammas, stars))
+    ids, means = metrics.star_means(star, gamma=gamma, label=label)
+    star_label = np.round(means["label"]).astype(int)
+    present = [k for k in range(len(CLASSES)) if (label == k).any()]
+    recall = metrics.per_class_recall(label, gamma.argmax(1))
+    star_recall = metrics.per_class_recall(star_label, means["gamma"].argmax(1))
+    acc = np.array([f["accuracy"] for f in folds])
+    star_acc = np.array([f["star_accuracy"] for f in folds])
+    return {"folds": folds,
+            "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)),
+            "star_accuracy_mean": float(star_acc.mean()),
+            "star_accuracy_std": float(star_acc.std(ddof=1)),
+            "recall": {CLASSES[k]: recall[CLASSES[k]] for k in present},
+            "star_recall": {CLASSES[k]: star_recall[CLASSES[k]] for k in present},
+            "support": {CLASSES[k]: int((label == k).sum()) for k in present},
+            "star_support": {CLASSES[k]: int((star_label == k).sum()) for k in present},
+            "train_s": [round(s, 1) for s in seconds]}
+
+
+def leave_one_class_out(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
+    from varnet import metrics
+    from varnet.taxonomy import CLASSES
+
+    results = {}
+    for k, name in enumerate(CLASSES):
+        if not (arrays["label"] == k).any():
+            continue
+        label = arrays["label"].copy()
+        label[label == k] = -1
+        out = train_run(params, workdir, arrays, label, 0, f"without-{name}")
+        novel = out["subset"] == "novel"
+        scores = metrics.novelty_scores(out["energy"], novel, {})
+        ids, means = metrics.star_means(out["star_id"], energy=out["energy"],
+                                        novel=novel.astype(float))
+        star_scores = metrics.novelty_scores(means["energy"], means["novel"] > 0.5, {})
+        results[name] = {"auroc": scores["auroc"], "auprc": scores["auprc"],
+                         "star_auroc": star_scores["auroc"], "n_known": scores["n_known"],
+                         "n_novel": scores["n_novel"], "train_s": round(out["seconds"], 1)}
+    return results
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def markdown(result: dict) -> str:
+    survey, spec = result["survey"], SURVEYS[result["survey"]]
+    names = spec["names"]
+    cls, loco = result["classification"], result["novelty"]
+    budget = result["budget"]
+    lines = [
+        f"### {survey}" + (" (with Lomb-Scargle periods)" if result["ls_periods"] else ""),
+        "",
+        f"`{result['command']}` — {result['machine']['date']}, {result['machine']['cpu']}, "
+        f"{result['machine']['cores']} cores (load {result['machine']['load_average'][0]}), "
+        f"{result['total_s'] / 60:.0f} min.",
+        "",
+        f"{spec['note']} {result['data']['stars_kept']} of {result['data']['stars']} stars kept "
+        f"by the cuts, {result['data']['sequences']} sequences of "
+        f"{result['data']['sequence_length']} points"
+        + (f"; {result['data']['lomb_scargle_periods']} periods from Lomb-Scargle"
+           if result["ls_periods"] else "")
+        + "".join(f"; {n} left out ({c} stars, too few for {N_FOLDS} folds)"
+                  for n, c in result["data"].get("dropped_classes", {}).items())
+        + f". Run budget: GRU {budget['model']['gru_units']} x {budget['model']['gru_layers']}, "
+        f"m = {budget['model']['embedding']}, {budget['train']['epochs']} epochs, batch "
+        f"{budget['train']['batch_size']}, lr {budget['train']['learning_rate']:g}.",
+        "",
+        f"Star-grouped {N_FOLDS}-fold accuracy: **{cls['accuracy_mean']:.1%} ± "
+        f"{cls['accuracy_std']:.1%}** per sequence, {cls['star_accuracy_mean']:.1%} ± "
+        f"{cls['star_accuracy_std']:.1%} per star.",
+        "",
+        "| class | sequences | recall | stars | star recall | left-out AUROC | star AUROC | "
+        "Deep SVDD AUROC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, recall in cls["recall"].items():
+        novelty = loco.get(name, {})
+        paper = PEREZ_CARRASCO_AUROC.get(name) if survey != "sdss-s82" else None
+        lines.append(
+            f"| {names.get(name, name)} | {cls['support'][name]} | {recall:.3f} | "
+            f"{cls['star_support'][name]} | {cls['star_recall'][name]:.3f} | "
+            f"{_num(novelty.get('auroc'))} | {_num(novelty.get('star_auroc'))} | "
+            f"{_num(paper)} |")
+    lines += ["", "Per fold (sequence accuracy): "
+              + ", ".join(f"{f['accuracy']:.3f}" for f in cls["folds"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value) -> str:
+    return "—" if value is None or value != value else f"{value:.3f}"
+
+
+def update_docs(survey: str, text: str, path: Path = DOCS) -> None:
+    """Replace the survey's section of docs/results.md between its markers (append if none)."""
+    begin, end = f"<!-- BEGIN real-surveys {survey} -->", f"<!-- END real-surveys {survey} -->"
+    block = f"{begin}\n{text}{end}"
+    current = path.read_text() if path.is_file() else ""
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + block + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(current)
+
+
+def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
+        novelty: bool = True, quick: bool = False) -> dict[str, Any]:
+    from varnet import io, schema
+
+    budget = json.loads(json.dumps(RUN_BUDGET))
+    for section, values in SURVEYS[survey]["budget"].items():
+        budget[section] = {**budget[section], **values}
+    if quick:
+        budget["train"]["epochs"] = 1
+    elif epochs:
+        budget["train"]["epochs"] = epochs
+    params = survey_params(survey, budget)
+    workdir = common.WORK_DIR / (survey + ("-ls" if ls_periods else ""))
+    started = time.perf_counter()
+    machine = common.machine()
+    data = prepare(survey, params, workdir, ls_periods)
+    arrays = io.read_npz(workdir / schema.SEQUENCES_FILE)
+    arrays, data["dropped_classes"] = _usable(arrays)
+    result = {"benchmark": "real_surveys", "survey": survey, "ls_periods": ls_periods,
+              "machine": machine, "budget": budget, "data": data,
+              "classification": classification(params, workdir, arrays),
+              "novelty": leave_one_class_out(params, workdir, arrays) if novelty else {}}
+    result["total_s"] = round(time.perf_counter() - started, 1)
+    result["command"] = ("python -m benchmarks.real_surveys " + survey
+                         + (" --ls-periods" if ls_periods else "")
+                         + (f" --epochs {epochs}" if epochs else ""))
+    result["load_after"] = common.load()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("survey", choices=sorted(SURVEYS))
+    parser.add_argument("--ls-periods", action="store_true",
+                        help="fill missing catalog periods with varnet.periods (Lomb-Scargle)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per run (default {RUN_BUDGET['train']['epochs']})")
+    parser.add_argument("--no-novelty", action="store_true",
+                        help="skip the leave-one-class-out runs")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/results.md")
+    parser.add_argument("--quick", action="store_true", help="1 epoch per run (a smoke test)")
+    args = parser.parse_args(argv)
+    result = run(args.survey, args.ls_periods, args.epochs, not args.no_novelty, args.quick)
+    result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
+    stem = f"real-{args.survey}" + ("-ls" if args.ls_periods else "")
+    common.write_json(result, common.RESULTS_DIR / f"{stem}.json")
+    text = markdown(result)
+    (common.RESULTS_DIR / f"{stem}.md").write_text(text)
+    if not (args.no_docs or args.quick):
+        update_docs(stem.removeprefix("real-"), text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

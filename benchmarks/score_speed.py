@@ -1,0 +1,171 @@
+"""Scoring throughput, end to end from raw light curves, against the matmul ceiling.
+
+What `varnet score` and the served MLflow model do per request: `varnet.pyfunc.score_lightcurves`
+on a long table of raw epochs (id, band, time, mag, err, period): clean the epochs, cut and fold
+the sequences, run the network (dropout off), GMM energies under the frozen mixture, per-star
+means, novelty flags. The scorer is a real model directory (model.keras, gmm.npz,
+thresholds.json, variant.json) loaded with `varnet.inference.Scorer.load`; its weights are
+untrained (throughput does not depend on them) and its GMM is fitted on the default survey's
+training features. Two sizes: params.yaml's model (the CPU default) and the paper's (GRU 96).
+
+Reported per model: sequences/s and stars/s end to end, the time split between preprocessing
+and the network, the first call (graph tracing, once per process) apart, and the network's
+forward GFLOP/s as a fraction of the matmul ceiling measured in the same process. Stars without
+a catalog period get a Lomb-Scargle period (varnet.periods); that rate is measured apart.
+
+    .venv/bin/python -m benchmarks.score_speed          # 2,000 stars (~3,300 sequences)
+    .venv/bin/python -m benchmarks.score_speed --quick
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import common
+from benchmarks.preprocess import simulate_frames
+
+STARS = 2000
+LOMB_SCARGLE_STARS = 40
+REPEATS = 2
+
+
+def request(n_stars: int, seed: int = 1, with_period: bool = True) -> pd.DataFrame:
+    """A scoring request: raw epochs of ``n_stars`` stars, the catalog period on every row."""
+    catalog, lightcurves = simulate_frames(n_stars, seed)
+    frame = lightcurves.copy()
+    if with_period:
+        frame["period"] = frame["id"].map(catalog.set_index("id")["period"])
+    return frame
+
+
+def make_model_dir(model_params: dict, params: dict, target: Path) -> Path:
+    """A scorable variant directory: the network, a GMM fitted on its training features."""
+    import keras
+
+    from varnet import io, schema, taxonomy
+    from varnet.inference import predict
+    from varnet.model import ModelConfig, build_network, feature_names, gmm
+
+    keras.utils.set_random_seed(0)
+    arrays = io.read_npz(common.WORK_DIR / "default" / schema.SEQUENCES_FILE)
+    train = io.read_npz(common.WORK_DIR / "default" / schema.SPLIT_FILE)["train"]
+    cfg = ModelConfig(**model_params)
+    inputs = {"X": arrays["X"][train].astype(np.float32),
+              "aux": arrays["aux"][train].astype(np.float32)}
+    network = build_network(cfg, n_classes=len(taxonomy.CLASSES),
+                            n_steps=inputs["X"].shape[1], aux_train=inputs["aux"])
+    out = predict(network, inputs)
+    fitted = gmm.fit_numpy(out["features"], out["gamma"], out["observed"], cfg.gmm_jitter)
+    energy, _ = gmm.energy_numpy(out["features"], fitted, out["observed"])
+    target.mkdir(parents=True, exist_ok=True)
+    network.save(target / "model.keras")
+    io.write_npz(target / "gmm.npz", **fitted)
+    io.write_json({"80": float(np.percentile(energy, 80)),
+                   "95": float(np.percentile(energy, 95))}, target / "thresholds.json")
+    io.write_json({"name": "joint", "mode": "joint", "photometric": False,
+                   "model": model_params, "classes": list(taxonomy.CLASSES),
+                   "features": feature_names(cfg.embedding, False),
+                   "sequence_length": int(inputs["X"].shape[1]),
+                   "sequences": params["sequences"], "cuts": params["cuts"]},
+                  target / "variant.json")
+    return target
+
+
+def measure(model_dir: Path, frame: pd.DataFrame, ceiling: float, repeats: int) -> dict:
+    from varnet.cuts import clean_lightcurves
+    from varnet.inference import Scorer
+    from varnet.pyfunc import preprocessing_for, score_lightcurves
+    from varnet.sequences import build_sequences
+
+    started = time.perf_counter()
+    scorer = Scorer.load(model_dir)
+    prep = preprocessing_for(model_dir)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    score_lightcurves(scorer, prep, frame)  # traces the network for these batch shapes
+    first_call_s = time.perf_counter() - started
+
+    totals = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        table = score_lightcurves(scorer, prep, frame)
+        totals.append(time.perf_counter() - started)
+    total = min(totals)
+    n_sequences = int(table["n_sequences"].sum())
+    n_stars = int(frame["id"].nunique())
+
+    # the same request in parts: preprocessing, network + GMM
+    started = time.perf_counter()
+    clean, _ = clean_lightcurves(frame.drop(columns=["period"]), prep.sentinel_mag)
+    catalog = frame.groupby("id", sort=False)["period"].first().rename_axis("id").reset_index()
+    arrays, _ = build_sequences(catalog, clean, prep.length, prep.bands)
+    preprocess_s = time.perf_counter() - started
+    started = time.perf_counter()
+    scorer.predict(arrays["X"], arrays["aux"])
+    network_s = time.perf_counter() - started
+
+    variant = json.loads((model_dir / "variant.json").read_text())["model"]
+    flop = common.gru_flop_per_sequence(variant["gru_units"], variant["gru_layers"],
+                                        variant["embedding"], prep.length, training=False)
+    end_to_end = n_sequences / total
+    network_rate = len(arrays["X"]) / network_s
+    return {"gru_units": variant["gru_units"], "stars": n_stars, "sequences": n_sequences,
+            "load_model_s": round(load_s, 2), "first_call_s": round(first_call_s, 2),
+            "total_s": round(total, 2), "sequences_per_s": round(end_to_end, 1),
+            "stars_per_s": round(n_stars / total, 1),
+            "preprocess_s": round(preprocess_s, 2), "network_s": round(network_s, 2),
+            "network_sequences_per_s": round(network_rate, 1),
+            "flop_per_sequence": flop,
+            "end_to_end_fraction_of_ceiling": round(end_to_end * flop / 1e9 / ceiling, 4),
+            "network_fraction_of_ceiling": round(network_rate * flop / 1e9 / ceiling, 4),
+            "load": common.load()}
+
+
+def lomb_scargle_rate(n_stars: int) -> dict:
+    """Stars per second of the period search alone, on stars sent without a period."""
+    from varnet.periods import lomb_scargle_period
+
+    frame = request(n_stars, seed=2, with_period=False)
+    groups = [g for _, g in frame[frame["mag"] < 90].groupby("id", sort=False)]
+    started = time.perf_counter()
+    for g in groups:
+        lomb_scargle_period(g["time"].to_numpy(), g["mag"].to_numpy(), g["err"].to_numpy())
+    elapsed = time.perf_counter() - started
+    return {"stars": len(groups), "stars_per_s": round(len(groups) / elapsed, 1)}
+
+
+def run(quick: bool = False) -> dict:
+    params = common.root_params()
+    common.default_survey()
+    machine = common.machine()
+    n_stars = 200 if quick else STARS
+    frame = request(n_stars)
+    ceiling_before = common.matmul_ceiling()
+    rows = []
+    for name, model in (("default", {}), ("paper", common.PAPER_MODEL)):
+        model_params = {**params["model"], **model}
+        folder = f"{name}-gru{model_params['gru_units']}"
+        model_dir = make_model_dir(model_params, params, common.WORK_DIR / "score" / folder)
+        rows.append({"model": name, **measure(model_dir, frame, ceiling_before["ceiling_gflops"],
+                                              1 if quick else REPEATS)})
+    ceiling_after = common.matmul_ceiling()
+    ceiling = (ceiling_before["ceiling_gflops"] + ceiling_after["ceiling_gflops"]) / 2
+    for row in rows:  # rescale to the mean of the two ceilings
+        for key in ("end_to_end_fraction_of_ceiling", "network_fraction_of_ceiling"):
+            row[key] = round(row[key] * ceiling_before["ceiling_gflops"] / ceiling, 4)
+    return {"benchmark": "score_speed", "machine": machine,
+            "command": "python -m benchmarks.score_speed" + (" --quick" if quick else ""),
+            "ceiling_before": ceiling_before, "ceiling_after": ceiling_after,
+            "ceiling_gflops": round(ceiling, 1), "models": rows,
+            "lomb_scargle": lomb_scargle_rate(10 if quick else LOMB_SCARGLE_STARS),
+            "load_after": common.load()}
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(run, __doc__.split("\n\n")[0]))

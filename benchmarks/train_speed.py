@@ -1,0 +1,134 @@
+"""Training throughput of the paper-size joint network on this CPU, against the matmul ceiling.
+
+The network is the released run's (2 x GRU(96) encoder and decoder, m = 16, estimation net,
+GMM energy; params.yaml `model` otherwise) on 200-point sequences of the default survey's
+training set, trained by `varnet.model.DualTrainer` in joint mode (L_AE + L_CE + lambda L_GMM,
+Adam), as `varnet train joint` does. Two figures per batch size:
+
+  pipeline  `fit` on the tf.data pipeline `varnet train` builds (shuffle, batch, prefetch)
+  compute   the compiled train step on one batch already in memory (no input pipeline)
+
+sequences/s is converted to GFLOP/s with the GRU FLOP count of benchmarks.common
+(training = 3 x forward; forward = sum over GRU layers of T * 3 * (in*u + u^2) * 2) and
+divided by the float32 matmul ceiling measured in the same process just before and after.
+
+    .venv/bin/python -m benchmarks.train_speed            # batch 256 and 500, 3 timed steps
+    .venv/bin/python -m benchmarks.train_speed --quick
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from benchmarks import common
+
+BATCH_SIZES = (256, 500)
+TIMED_STEPS = 3
+
+
+def _train_arrays(survey_dir) -> dict[str, np.ndarray]:
+    from varnet import io, schema
+
+    arrays = io.read_npz(survey_dir / schema.SEQUENCES_FILE)
+    train = io.read_npz(survey_dir / schema.SPLIT_FILE)["train"]
+    return {"X": arrays["X"][train].astype(np.float32),
+            "aux": arrays["aux"][train].astype(np.float32),
+            "label": arrays["label"][train].astype(np.int32),
+            "weight": arrays["weight"][train].astype(np.float32)}
+
+
+def _repeat_to(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """At least ``n`` rows (the default survey's training set is ~2,100 sequences)."""
+    reps = -(-n // len(arrays["label"]))
+    return {k: np.concatenate([v] * reps)[:max(n, len(v))] for k, v in arrays.items()}
+
+
+def measure(batch_size: int, steps: int, data: dict[str, np.ndarray], model_params: dict,
+            learning_rate: float, lambda_energy: float) -> dict:
+    """pipeline and compute sequences/s of the joint train step at one batch size."""
+    import keras
+    import tensorflow as tf
+
+    from varnet import taxonomy
+    from varnet.model import DualTrainer, ModelConfig, build_network
+
+    keras.utils.set_random_seed(0)
+    cfg = ModelConfig(**model_params)
+    data = _repeat_to(data, batch_size * (steps + 1))
+    network = build_network(cfg, n_classes=len(taxonomy.CLASSES), n_steps=data["X"].shape[1],
+                            aux_train=data["aux"])
+    trainer = DualTrainer(network, "joint", lambda_energy, cfg.gmm_jitter)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
+    inputs = {"X": data["X"], "aux": data["aux"]}
+    targets = {"label": data["label"], "weight": data["weight"]}
+    dataset = (tf.data.Dataset.from_tensor_slices((inputs, targets))
+               .shuffle(len(data["label"]), seed=0, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    started = time.perf_counter()
+    trainer.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)  # trace + first step
+    first_step_s = time.perf_counter() - started
+    started = time.perf_counter()
+    trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    pipeline_s = (time.perf_counter() - started) / steps
+
+    batch = ({k: tf.constant(v[:batch_size]) for k, v in inputs.items()},
+             {k: tf.constant(v[:batch_size]) for k, v in targets.items()})
+    step = trainer.make_train_function()
+    iterator = iter([batch] * (steps + 1))
+    step(iterator)
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        logs = step(iterator)
+        float(logs["loss"])
+        times.append(time.perf_counter() - started)
+    return {"batch_size": batch_size, "first_step_s": round(first_step_s, 2),
+            "pipeline_sequences_per_s": round(batch_size / pipeline_s, 1),
+            "compute_sequences_per_s": round(batch_size / min(times), 1),
+            "parameters": int(network.count_params())}
+
+
+def run(quick: bool = False) -> dict:
+    params = common.root_params()
+    survey = common.default_survey()
+    model_params = {**params["model"], **common.PAPER_MODEL}
+    machine = common.machine()
+    data = _train_arrays(common.WORK_DIR / "default")
+    steps_len = data["X"].shape[1]
+    flop = common.gru_flop_per_sequence(model_params["gru_units"], model_params["gru_layers"],
+                                        model_params["embedding"], steps_len, training=True)
+    ceiling_before = common.matmul_ceiling()
+    rows = []
+    for batch_size in ((64,) if quick else BATCH_SIZES):
+        row = measure(batch_size, 1 if quick else TIMED_STEPS, data, model_params,
+                      params["train"]["learning_rate"], params["train"]["lambda_energy"])
+        row["load"] = common.load()
+        rows.append(row)
+    ceiling_after = common.matmul_ceiling()
+    ceiling = (ceiling_before["ceiling_gflops"] + ceiling_after["ceiling_gflops"]) / 2
+    for row in rows:
+        for kind in ("pipeline", "compute"):
+            gflops = row[f"{kind}_sequences_per_s"] * flop / 1e9
+            row[f"{kind}_gflops"] = round(gflops, 2)
+            row[f"{kind}_fraction_of_ceiling"] = round(gflops / ceiling, 4)
+    best = max(rows, key=lambda r: r["pipeline_sequences_per_s"])
+    return {"benchmark": "train_speed", "machine": machine,
+            "command": "python -m benchmarks.train_speed" + (" --quick" if quick else ""),
+            "model": model_params, "sequence_length": steps_len,
+            "train_sequences": survey["train_sequences"],
+            "flop_per_sequence": flop, "flop_formula": "3 x sum_layers T*3*(in*u+u^2)*2",
+            "gru_inputs": common.gru_layer_inputs(model_params["gru_units"],
+                                                  model_params["gru_layers"],
+                                                  model_params["embedding"]),
+            "ceiling_before": ceiling_before, "ceiling_after": ceiling_after,
+            "ceiling_gflops": round(ceiling, 1), "batches": rows,
+            "best": {k: best[k] for k in ("batch_size", "pipeline_sequences_per_s",
+                                          "pipeline_fraction_of_ceiling")},
+            "load_after": common.load()}
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(run, __doc__.split("\n\n")[0]))

@@ -1,0 +1,452 @@
+"""Evaluate the trained variants: accuracy, novelty, Table 2 and figures, per sequence and star.
+
+Reads   models/<variant>/{predictions.npz, thresholds.json, history.csv, variant.json, run.json}
+        for every variant in params train.variants that has been trained (others are skipped
+        with a note), and reports/baseline.json (random-forest accuracies, `varnet baseline`).
+Writes  reports/metrics.json      DVC metrics, nested variant -> sequence|star -> metric
+        reports/table2.md         the paper's Table 2 layout, our numbers beside the paper's
+        reports/figures/evaluation/confusion_<variant>.png, energy_<variant>.png, ae_loss.png
+        reports/plots/ae_loss/<variant>.csv, reports/plots/confusion/<variant>.csv (DVC plots)
+and logs the metrics and figures into each variant's MLflow run (run_id from run.json).
+
+Protocol (method.md §4): classification accuracy and per-class recall on the validation set;
+novelty with VAR as the positive class and validation + VAR as the test set, a sequence flagged
+when its energy is at or above a threshold (a percentile of the training energies, from
+thresholds.json), scored by precision/recall/F1 at each threshold plus AUROC and AUPRC.
+Per star: a star's class probabilities are the mean γ over its sequences (of that subset), its
+energy the mean energy; the thresholds stay the same.
+
+Examples:
+  varnet evaluate                 # the DVC stage (after `varnet train` and `varnet baseline`)
+  varnet evaluate --no-mlflow     # write reports only
+  dvc plots show                  # AE loss curves and confusion matrices as HTML
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from varnet import io, metrics, schema  # noqa: E402
+from varnet.config import section  # noqa: E402
+from varnet.errors import VarnetError  # noqa: E402
+from varnet.taxonomy import CLASSES, NOVEL  # noqa: E402
+
+FIGURES = schema.FIGURES_DIR / "evaluation"
+PLOTS = schema.REPORTS_DIR / "plots"
+BASELINE_FILE = schema.REPORTS_DIR / "baseline.json"
+LEVELS = ("sequence", "star")
+PREDICTION_ARRAYS = ("subset", "label", "star_id", "gamma", "energy")
+
+PAPER_TABLE2: dict[tuple[str, bool], dict[str, float]] = {
+    ("joint", False): {"nn": .988, "rf": .992, "p95_precision": .885, "p95_recall": .815,
+                       "p95_f1": .848, "p80_precision": .686, "p80_recall": .941, "p80_f1": .793},
+    ("joint", True): {"nn": .991, "rf": .994, "p95_precision": .898, "p95_recall": .957,
+                      "p95_f1": .927, "p80_precision": .700, "p80_recall": .991, "p80_f1": .821},
+    ("sequential", False): {"nn": .967, "rf": .992, "p95_precision": .875, "p95_recall": .778,
+                            "p95_f1": .824, "p80_precision": .683, "p80_recall": .935,
+                            "p80_f1": .789},
+    ("sequential", True): {"nn": .966, "rf": .992, "p95_precision": .896, "p95_recall": .933,
+                           "p95_f1": .914, "p80_precision": .696, "p80_recall": .986,
+                           "p80_f1": .816},
+}
+"""Tsang & Schultz (2019) Table 2 (emb 16, per sequence; method.md §6)."""
+RELEASED_RF_EMBEDDING_ONLY = 0.9105
+"""The released run's RF on the 16-d embedding alone (joint, no photometry; method.md §6)."""
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    percentiles: list[float] = field(default_factory=lambda: [80, 95])
+    """Novelty thresholds: percentiles of the training energies (written by train)."""
+    histogram_clip_percentile: float = 99.0
+    """Energy histograms show up to this percentile of all energies; higher ones pile up in
+    the last bin (VAR energies have a tail far beyond the known classes')."""
+
+
+@dataclass
+class VariantResult:
+    name: str
+    mode: str
+    photometric: bool
+    thresholds: dict[str, float]
+    metrics: dict
+    confusion: dict[str, np.ndarray]
+    predictions: dict[str, np.ndarray]
+    history: pd.DataFrame | None
+    run: dict | None
+
+
+def threshold_key(percentile: float) -> str:
+    """thresholds.json key of a percentile: 80 -> "80", 97.5 -> "97.5"."""
+    return f"{float(percentile):g}"
+
+
+def star_level(predictions: dict[str, np.ndarray], subsets: tuple[str, ...]
+               ) -> dict[str, np.ndarray]:
+    """Per-star label, mean γ, mean energy and subset, for the stars of ``subsets``.
+
+    Stars are aggregated within a subset, so under the paper's sequence-level split a star with
+    sequences in train and valid counts only its valid sequences here.
+    """
+    parts = []
+    for subset in subsets:
+        rows = predictions["subset"] == subset
+        if not rows.any():
+            continue
+        ids, means = metrics.star_means(predictions["star_id"][rows],
+                                        gamma=predictions["gamma"][rows],
+                                        energy=predictions["energy"][rows])
+        parts.append({
+            "star_id": ids, "gamma": means["gamma"], "energy": means["energy"],
+            "label": metrics.star_labels(predictions["star_id"][rows],
+                                         predictions["label"][rows]),
+            "subset": np.full(ids.size, subset),
+        })
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def evaluate_predictions(predictions: dict[str, np.ndarray], thresholds: dict[str, float]
+                         ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Metrics of both levels and their normalised confusion matrices."""
+    test = np.isin(predictions["subset"], ("valid", "novel"))
+    levels = {
+        "sequence": {key: np.asarray(predictions[key])[test]
+                     for key in ("label", "gamma", "energy", "subset")},
+        "star": star_level(predictions, ("valid", "novel")),
+    }
+    results, confusion = {}, {}
+    for level, rows in levels.items():
+        known = rows["subset"] == "valid"
+        if not known.any():
+            raise VarnetError("predictions.npz has no validation sequences to evaluate")
+        results[level] = metrics.level_metrics(rows["label"], rows["gamma"], rows["energy"],
+                                               thresholds, known)
+        confusion[level] = metrics.confusion_matrix(rows["label"][known],
+                                                    rows["gamma"][known].argmax(axis=1))
+    return results, confusion
+
+
+def evaluate_variant(name: str, model_dir: Path, percentiles: list[float]) -> VariantResult:
+    """Load one trained variant (checked against the predictions contract) and score it."""
+    predictions = io.read_npz(model_dir / "predictions.npz")
+    if missing := [a for a in PREDICTION_ARRAYS if a not in predictions]:
+        raise VarnetError(f"{model_dir / 'predictions.npz'}: missing arrays {missing}")
+    saved = {str(k): float(v) for k, v in io.read_json(model_dir / "thresholds.json").items()}
+    wanted = [threshold_key(p) for p in percentiles]
+    if absent := [k for k in wanted if k not in saved]:
+        raise VarnetError(f"{model_dir / 'thresholds.json'}: no threshold for percentile(s) "
+                          f"{absent} of params evaluate.percentiles; retrain (dvc repro)")
+    thresholds = {k: saved[k] for k in wanted}
+    variant = io.read_json(model_dir / "variant.json")
+    history, run = model_dir / "history.csv", model_dir / "run.json"
+    results, confusion = evaluate_predictions(predictions, thresholds)
+    return VariantResult(
+        name=name, mode=str(variant.get("mode", "")),
+        photometric=bool(variant.get("photometric", False)), thresholds=thresholds,
+        metrics=results, confusion=confusion, predictions=predictions,
+        history=pd.read_csv(history) if history.exists() else None,
+        run=io.read_json(run) if run.exists() else None)
+
+
+# ---------------------------------------------------------------- Table 2
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _cell(plain: str, phot: str) -> str:
+    """"ours (with photometry)", the paper's convention; the parentheses only when there is one."""
+    return plain if phot == "—" else f"{plain} ({phot})"
+
+
+def _table_rows(results: dict[tuple[str, bool], VariantResult], baseline: dict, level: str,
+                percentiles: list[str]) -> list[tuple[str, dict[tuple[str, bool], float | None]]]:
+    """(row label, {(mode, photometric): value}) in Table 2's order."""
+
+    def rf(result: VariantResult, features: str) -> float | None:
+        entry = baseline.get(result.name, {}).get(features, {}).get(level, {})
+        return entry.get("valid_accuracy")
+
+    def novelty(result: VariantResult, key: str) -> float:
+        return result.metrics[level]["novelty"][key]
+
+    rows = [
+        ("Estimation-network accuracy", {c: r.metrics[level]["accuracy"]
+                                         for c, r in results.items()}),
+        ("RF accuracy, embedding", {c: rf(r, "embedding") for c, r in results.items()}),
+        ("RF accuracy, embedding + aux", {c: rf(r, "embedding_aux")
+                                          for c, r in results.items()}),
+    ]
+    for p in sorted(percentiles, key=float, reverse=True):
+        for score in ("precision", "recall", "f1"):
+            label = f"{p}th pct {'F1' if score == 'f1' else score}"
+            rows.append((label, {c: novelty(r, f"p{p}_{score}") for c, r in results.items()}))
+    rows += [("AUROC", {c: novelty(r, "auroc") for c, r in results.items()}),
+             ("AUPRC", {c: novelty(r, "auprc") for c, r in results.items()})]
+    return rows
+
+
+_PAPER_KEY = {"Estimation-network accuracy": "nn", "RF accuracy, embedding + aux": "rf",
+              "95th pct precision": "p95_precision", "95th pct recall": "p95_recall",
+              "95th pct F1": "p95_f1", "80th pct precision": "p80_precision",
+              "80th pct recall": "p80_recall", "80th pct F1": "p80_f1"}
+
+
+def _paper_cell(row: str, mode: str) -> str:
+    fmt = _percent if "accuracy" in row else _score
+    if row == "RF accuracy, embedding":
+        return f"{100 * RELEASED_RF_EMBEDDING_ONLY:.2f}%¹" if mode == "joint" else "—"
+    key = _PAPER_KEY.get(row)
+    if key is None:
+        return "—"
+    return _cell(fmt(PAPER_TABLE2[(mode, False)][key]), fmt(PAPER_TABLE2[(mode, True)][key]))
+
+
+def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: list[str],
+                    notes: list[str]) -> str:
+    """Table 2 per sequence (with the paper's numbers) and per star (the paper has none)."""
+    cells: dict[tuple[str, bool], VariantResult] = {}
+    for result in results:
+        cells.setdefault((result.mode, result.photometric), result)
+    modes = ("joint", "sequential")
+    lines = ["# Table 2: classification and novelty detection", "",
+             "Values in parentheses: the variant with the Gaia photometric features "
+             "(M_G, BP−RP, W_RP), as in the paper. Accuracy is on the validation set; novelty "
+             "scores treat VAR as positive, with validation + VAR as the test set and thresholds "
+             "at percentiles of the training energies. RF: random forest with the paper's grid "
+             "on the network's embedding alone (as the released code) or on the embedding plus "
+             "the estimation network's auxiliary inputs (mean mag, std, log10 P, and the "
+             "photometry in the photometric variants).", ""]
+    for level in LEVELS:
+        with_paper = level == "sequence"
+        header = ["Per " + level]
+        for mode in modes:
+            header += [mode.capitalize()] + ([f"{mode.capitalize()}, paper"] if with_paper else [])
+        lines += [f"## Per {level}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        for row, values in _table_rows(cells, baseline, level, percentiles):
+            fmt = _percent if "accuracy" in row else _score
+            out = [row]
+            for mode in modes:
+                out.append(_cell(fmt(values.get((mode, False))), fmt(values.get((mode, True)))))
+                if with_paper:
+                    out.append(_paper_cell(row, mode))
+            lines.append("| " + " | ".join(out) + " |")
+        lines.append("")
+    lines += ["¹ The released code's RF on the embedding alone (method.md §6); the paper's 99.2% "
+              "most likely included the auxiliary features (method.md §5, §7).", "",
+              "The paper reports per-sequence numbers only; per star, a star's class is the "
+              "argmax of its mean γ and its energy the mean over its sequences.", ""]
+    for note in notes:
+        lines += [note, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------- figures and DVC plots
+
+def plot_confusion(result: VariantResult, target: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    for ax, level in zip(axes, LEVELS, strict=True):
+        matrix = result.confusion[level]
+        image = ax.imshow(np.nan_to_num(matrix), vmin=0, vmax=1, cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            if np.isfinite(value) and value >= 0.005:
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value > 0.6 else "black")
+        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45)
+        ax.set_yticks(range(len(CLASSES)), CLASSES)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        acc = result.metrics[level]["accuracy"]
+        ax.set_title(f"per {level} (accuracy {100 * acc:.1f}%)")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class")
+    fig.suptitle(f"{result.name}: normalised confusion matrix (validation set)")
+    _save(fig, target)
+
+
+def plot_energies(result: VariantResult, clip_percentile: float, target: Path) -> None:
+    pred = result.predictions
+    sets = {"train": pred["subset"] == "train", "valid": pred["subset"] == "valid",
+            NOVEL: pred["subset"] == "novel"}
+    energy = np.asarray(pred["energy"], dtype=np.float64)
+    finite = energy[np.isfinite(energy)]
+    low = float(finite.min())
+    high = max(float(np.percentile(finite, clip_percentile)), *result.thresholds.values())
+    bins = np.linspace(low, high, 81)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+    for name, rows in sets.items():
+        if not rows.any():
+            continue
+        values = np.clip(energy[rows], low, high)   # inf and the far tail pile up in the last bin
+        above = int((energy[rows] > high).sum())
+        label = f"{name} ({rows.sum()})" + (f", {above} > {high:.3g} in last bin" if above else "")
+        ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.5, label=label)
+    for (key, threshold), style in zip(result.thresholds.items(), ("--", ":", "-."), strict=False):
+        ax.axvline(threshold, color="k", linestyle=style, label=f"{key}th pct of train "
+                                                                f"({threshold:.3g})")
+    ax.set_xlabel("energy E (sequence)")
+    ax.set_ylabel("density")
+    ax.set_title(f"{result.name}: energies of train, valid and {NOVEL} sequences")
+    ax.legend(fontsize=8)
+    _save(fig, target)
+
+
+def plot_ae_loss(results: list[VariantResult], target: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+    for result in results:
+        history = result.history
+        if history is None or "val_ae_loss" not in history:
+            continue
+        rows = np.isfinite(history["val_ae_loss"].to_numpy(dtype=np.float64))
+        ax.plot(history["epoch"][rows], history["val_ae_loss"][rows], label=result.name)
+    if ax.lines and np.ptp(np.log10(np.concatenate([ln.get_ydata() for ln in ax.lines]))) > 1:
+        ax.set_yscale("log")   # the paper's curves fall by a decade or more
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation autoencoder loss (weighted MSE)")
+    ax.set_title("Autoencoder loss on the validation set during training")
+    if ax.lines:
+        ax.legend()
+    _save(fig, target)
+
+
+def _save(fig: plt.Figure, target: Path) -> None:
+    with io.atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def write_dvc_plots(result: VariantResult, plots_dir: Path) -> None:
+    """CSV data for `dvc plots show`: AE loss per epoch, and (actual, predicted) of valid rows."""
+    if result.history is not None and "val_ae_loss" in result.history:
+        curve = result.history[["epoch", "val_ae_loss"]].dropna()
+        with io.atomic_path(plots_dir / "ae_loss" / f"{result.name}.csv") as tmp:
+            curve.to_csv(tmp, index=False)
+    pred = result.predictions
+    valid = pred["subset"] == "valid"
+    names = np.asarray(CLASSES)
+    pairs = pd.DataFrame({"actual": names[pred["label"][valid]],
+                          "predicted": names[np.argmax(pred["gamma"][valid], axis=1)]})
+    with io.atomic_path(plots_dir / "confusion" / f"{result.name}.csv") as tmp:
+        pairs.to_csv(tmp, index=False)
+
+
+# ---------------------------------------------------------------- MLflow
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, float]:
+    """Nested metrics -> {"a/b/c": value}, keeping finite numbers only (MLflow metric keys)."""
+    flat: dict[str, float] = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        elif isinstance(value, int | float | np.number) and math.isfinite(float(value)):
+            flat[name] = float(value)
+    return flat
+
+
+def log_to_mlflow(params: dict, result: VariantResult, files: list[Path]) -> None:
+    """Add the evaluation metrics and figures to the variant's own training run."""
+    run = result.run
+    if not run or not run.get("run_id"):
+        print(f"  {result.name}: no run.json with a run_id, metrics not logged to MLflow")
+        return
+    import mlflow
+
+    from varnet import tracking
+
+    tracking.configure(params)
+    try:
+        with mlflow.start_run(run_id=run["run_id"]):
+            mlflow.log_metrics(flatten(result.metrics, "eval"))
+            for path in files:
+                mlflow.log_artifact(str(path), artifact_path="evaluation")
+    except mlflow.exceptions.MlflowException as exc:
+        print(f"  {result.name}: MLflow run {run['run_id']} not logged ({exc.message})")
+        return
+    print(f"  {result.name}: logged to MLflow run {run['run_id']}")
+
+
+# ---------------------------------------------------------------- command
+
+def summary_line(result: VariantResult, level: str) -> str:
+    m = result.metrics[level]
+    nov = m["novelty"]
+    parts = [f"acc {100 * m['accuracy']:.1f}%"]
+    parts += [f"p{k} P/R/F1 {nov[f'p{k}_precision']:.3f}/{nov[f'p{k}_recall']:.3f}/"
+              f"{nov[f'p{k}_f1']:.3f}" for k in result.thresholds]
+    parts.append(f"AUROC {nov['auroc']:.3f}")
+    return f"  {result.name:16s} {level:8s} " + ", ".join(parts)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=Path, default=schema.MODELS_DIR,
+                        help="directory of trained variants (default: %(default)s)")
+    parser.add_argument("--reports", type=Path, default=schema.REPORTS_DIR,
+                        help="where metrics.json, table2.md, figures/ and plots/ go "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-mlflow", action="store_true",
+                        help="do not log the metrics and figures into the MLflow runs")
+
+
+def run(args: argparse.Namespace, params: dict) -> int:
+    cfg = section(EvaluateParams, "evaluate", params)
+    variants = list((params.get("train") or {}).get("variants") or {})
+    if not variants:
+        raise VarnetError("params train.variants is empty: nothing to evaluate")
+    figures, plots = args.reports / "figures" / "evaluation", args.reports / "plots"
+    results: list[VariantResult] = []
+    for name in variants:
+        model_dir = args.models / name
+        if not (model_dir / "predictions.npz").exists():
+            print(f"  {name}: not trained ({model_dir / 'predictions.npz'} missing), skipped")
+            continue
+        results.append(evaluate_variant(name, model_dir, list(cfg.percentiles)))
+    if not results:
+        raise VarnetError(f"no trained variant under {args.models}/ (run `varnet train "
+                          f"{variants[0]}` or `dvc repro`)")
+    baseline_file = args.reports / "baseline.json"
+    baseline = io.read_json(baseline_file) if baseline_file.exists() else {}
+    if not baseline:
+        print(f"  {baseline_file} not found: RF rows of Table 2 left empty")
+
+    split_by = (params.get("split") or {}).get("by", "?")
+    notes = [f"Split: `split.by = {split_by}`"
+             + (" (honest: no star in both train and valid)." if split_by == "star" else
+                " (the paper's: sequences of one star in train and valid)."),
+             "Variants: " + ", ".join(f"`{r.name}` ({r.mode}"
+                                      f"{', photometric' if r.photometric else ''})"
+                                      for r in results) + "."]
+    keys = [threshold_key(p) for p in cfg.percentiles]
+    io.write_json({r.name: r.metrics for r in results}, args.reports / "metrics.json")
+    io.write_text(table2_markdown(results, baseline, keys, notes), args.reports / "table2.md")
+    plot_ae_loss(results, figures / "ae_loss.png")
+    for result in results:
+        plot_confusion(result, figures / f"confusion_{result.name}.png")
+        plot_energies(result, cfg.histogram_clip_percentile, figures / f"energy_{result.name}.png")
+        write_dvc_plots(result, plots)
+        for level in LEVELS:
+            print(summary_line(result, level))
+    print(f"wrote {args.reports / 'metrics.json'}, {args.reports / 'table2.md'}, {figures}/, "
+          f"{plots}/")
+    if not args.no_mlflow:
+        for result in results:
+            files = [figures / f"confusion_{result.name}.png",
+                     figures / f"energy_{result.name}.png", figures / "ae_loss.png",
+                     args.reports / "table2.md", args.reports / "metrics.json"]
+            log_to_mlflow(params, result, files)
+    return 0
+

@@ -1,0 +1,116 @@
+"""Scoring sequences with a trained variant: class probabilities, GMM energies, features.
+
+A variant directory (``models/<variant>/``, written by ``varnet train``) holds model.keras (the
+network, standardisation included), gmm.npz (phi, mu, Sigma fitted once on the training set),
+thresholds.json (training-energy percentiles) and variant.json. ``Scorer`` is what evaluate,
+the MLflow pyfunc model and ``varnet score`` use:
+
+    scorer = Scorer.load("models/joint")
+    out = scorer.predict(X, aux, phot)        # gamma, energy, class_energy, embedding, features
+    novel = out["energy"] >= scorer.thresholds["95"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from varnet import io
+from varnet.errors import VarnetError
+from varnet.model import gmm
+from varnet.taxonomy import CLASSES
+
+MODEL_FILE = "model.keras"
+GMM_FILE = "gmm.npz"
+THRESHOLDS_FILE = "thresholds.json"
+VARIANT_FILE = "variant.json"
+
+
+def predict(network: keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 500
+            ) -> dict[str, np.ndarray]:
+    """The network's outputs in inference mode (dropout off), in batches, as NumPy arrays.
+
+    Array slices through the model's cached predict function: no tf.data pipeline, which
+    ``Model.predict`` builds (and logs about) on every call.
+    """
+    n = len(next(iter(inputs.values())))
+    parts = [network.predict_on_batch({k: v[start:start + batch_size] for k, v in inputs.items()})
+             for start in range(0, n, batch_size)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+@dataclass
+class Scorer:
+    """A trained network plus its frozen GMM and novelty thresholds."""
+
+    network: keras.Model
+    gmm: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+    variant: dict
+    classes: tuple[str, ...] = CLASSES
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Scorer:
+        import varnet.model  # noqa: F401  (registers the custom layers)
+
+        model_dir = Path(model_dir)
+        for name in (MODEL_FILE, GMM_FILE, THRESHOLDS_FILE, VARIANT_FILE):
+            if not (model_dir / name).is_file():
+                raise VarnetError(f"{model_dir / name}: not found (train the variant first: "
+                                  f"varnet train <variant>)")
+        try:
+            network = keras.models.load_model(model_dir / MODEL_FILE, compile=False)
+        except (OSError, ValueError, TypeError) as exc:
+            raise VarnetError(f"{model_dir / MODEL_FILE}: cannot load the model ({exc})") from exc
+        variant = io.read_json(model_dir / VARIANT_FILE)
+        thresholds = {str(k): float(v)
+                      for k, v in io.read_json(model_dir / THRESHOLDS_FILE).items()}
+        classes = tuple(variant.get("classes", CLASSES))
+        return cls(network, io.read_npz(model_dir / GMM_FILE), thresholds, variant, classes)
+
+    @property
+    def photometric(self) -> bool:
+        return bool(self.variant.get("photometric", False))
+
+    def predict(self, X: np.ndarray, aux: np.ndarray, phot: np.ndarray | None = None,
+                batch_size: int = 500) -> dict[str, np.ndarray]:
+        """Network outputs (dropout off) and energies under the frozen GMM.
+
+        X (N, T, 2), aux (N, 3) as in sequences.npz. For a photometric model ``phot`` (N, 3)
+        may hold NaN where a value is missing; None means all missing (the model then relies
+        on the light curve alone, see docs/model.md).
+        Returns gamma (N, K), energy (N,), class_energy (N, K), embedding (N, m),
+        features (N, l) = the GMM input z.
+        """
+        inputs = self._inputs(X, aux, phot)
+        if len(inputs["X"]) == 0:
+            return self._empty()
+        out = predict(self.network, inputs, batch_size)
+        energy, class_energy = gmm.energy_numpy(out["features"], self.gmm, out["observed"])
+        return {"gamma": out["gamma"], "energy": energy, "class_energy": class_energy,
+                "embedding": out["embedding"], "features": out["features"]}
+
+    def _inputs(self, X, aux, phot) -> dict[str, np.ndarray]:
+        X = np.asarray(X, dtype=np.float32)
+        aux = np.asarray(aux, dtype=np.float32)
+        if X.ndim != 3 or X.shape[-1] != 2 or aux.shape != (len(X), 3):
+            raise VarnetError(f"expected X (N, T, 2) and aux (N, 3), got {X.shape} and {aux.shape}")
+        inputs = {"X": X, "aux": aux}
+        if self.photometric:
+            phot = (np.full((len(X), 3), np.nan, np.float32) if phot is None
+                    else np.asarray(phot, dtype=np.float32))
+            if phot.shape != (len(X), 3):
+                raise VarnetError(f"expected phot (N, 3), got {phot.shape}")
+            inputs["phot"] = phot
+        return inputs
+
+    def _empty(self) -> dict[str, np.ndarray]:
+        k = len(self.classes)
+        m = int(self.network.get_layer("encoder").output.shape[-1])
+        dim = int(self.gmm["mu"].shape[1])
+        return {"gamma": np.zeros((0, k), np.float32), "energy": np.zeros(0),
+                "class_energy": np.zeros((0, k)), "embedding": np.zeros((0, m), np.float32),
+                "features": np.zeros((0, dim), np.float32)}

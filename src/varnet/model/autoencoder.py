@@ -1,0 +1,111 @@
+"""The GRU autoencoder of Naul et al. (2018) as used by Tsang & Schultz (method.md §2).
+
+Input sequences are (N, T, 2) = [dt, normalised mag]. The encoder is GRU layers with dropout
+after each one (the last included), then a linear Dense to the m-dimensional embedding. The
+decoder repeats the embedding along time, puts dt first beside it, runs GRU layers with dropout
+between them and maps each step to one magnitude. T is left free, so the same weights score
+sequences of any length; dt is the only time information.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+LAG_TRANSFORMS = ("days", "phase")
+_PACKAGE = "varnet"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LagTransform(layers.Layer):
+    """Rescales the dt channel: ``days`` keeps the original lags; ``phase`` divides by the period.
+
+    Raw lags span ~1e-4 d (DSCT) to days (M, SR), so for short periods the dt channel is
+    numerically zero. ``phase`` gives dt / P * scale (scale = sequence length, so a mean step
+    is ~1) for every class alike; the period itself reaches the network through log10 P.
+    """
+
+    def __init__(self, mode: str = "days", scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in LAG_TRANSFORMS:
+            raise ValueError(f"lag transform {mode!r} not in {LAG_TRANSFORMS}")
+        self.mode = mode
+        self.scale = float(scale)
+
+    def call(self, sequence, aux):
+        if self.mode == "days":
+            return sequence
+        period = tf.pow(tf.constant(10.0, sequence.dtype), aux[:, 2])
+        lag = sequence[:, :, :1] * (self.scale / period)[:, None, None]
+        return tf.concat([lag, sequence[:, :, 1:]], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TimeChannel(layers.Layer):
+    """One channel of a (N, T, C) sequence, as (N, T, 1)."""
+
+    def __init__(self, index: int, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, sequence):
+        return sequence[:, :, self.index:self.index + 1]
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class RepeatAlongTime(layers.Layer):
+    """Repeats a (N, m) vector at every step of a (N, T, C) reference: RepeatVector with free T."""
+
+    def call(self, vector, reference):
+        return tf.tile(vector[:, None, :], tf.stack([1, tf.shape(reference)[1], 1]))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReconstructionFeatures(layers.Layer):
+    """z_r = [relative Euclidean distance, cosine distance] between x and x_hat (method.md §3).
+
+    As the original code (after tnakae's DAGMM): ||x - x_hat|| / (||x|| + 1e-3) and
+    0.5 (1 - x.x_hat / (||x|| ||x_hat|| + 1e-3)), a cosine distance in [0, 1] rather than the
+    cosine similarity of the paper's eq. 2 (an affine map of it; the energy shifts by a constant).
+    """
+
+    def call(self, x, x_hat):
+        norm_x = tf.norm(x, axis=1)
+        norm_hat = tf.norm(x_hat, axis=1)
+        rel_euclidean = tf.norm(x - x_hat, axis=1) / (norm_x + 1e-3)
+        cosine = tf.reduce_sum(x * x_hat, axis=1) / (norm_x * norm_hat + 1e-3)
+        return tf.stack([rel_euclidean, 0.5 * (1.0 - cosine)], axis=1)
+
+
+def build_encoder(units: int, n_layers: int, dropout: float, embedding: int) -> keras.Model:
+    """(N, T, 2) -> embedding (N, m)."""
+    sequence = keras.Input((None, 2), name="sequence")
+    hidden = sequence
+    for i in range(n_layers):
+        last = i == n_layers - 1
+        hidden = layers.GRU(units, return_sequences=not last, name=f"encoder_gru_{i}")(hidden)
+        hidden = layers.Dropout(dropout, name=f"encoder_dropout_{i}")(hidden)
+    encoding = layers.Dense(embedding, name="encoding")(hidden)
+    return keras.Model(sequence, encoding, name="encoder")
+
+
+def build_decoder(units: int, n_layers: int, dropout: float, embedding: int) -> keras.Model:
+    """[embedding (N, m), dt (N, T, 1)] -> reconstructed normalised mags (N, T)."""
+    encoding = keras.Input((embedding,), name="encoding")
+    lag = keras.Input((None, 1), name="lag")
+    repeated = RepeatAlongTime(name="repeat_encoding")(encoding, lag)
+    hidden = layers.Concatenate(name="lag_and_encoding")([lag, repeated])
+    for i in range(n_layers):
+        if i > 0:
+            hidden = layers.Dropout(dropout, name=f"decoder_dropout_{i}")(hidden)
+        hidden = layers.GRU(units, return_sequences=True, name=f"decoder_gru_{i}")(hidden)
+    step = layers.Dense(1, name="decoder_output")(hidden)
+    reconstruction = layers.Reshape((-1,), name="reconstruction")(step)
+    return keras.Model([encoding, lag], reconstruction, name="decoder")

@@ -1,0 +1,219 @@
+"""The dual network (autoencoder + estimation network + GMM) and the trainer of its losses.
+
+``build_network`` gives one functional Keras model, saved as ``model.keras``:
+
+    inputs  X (N, T, 2) [dt, normalised mag], aux (N, 3) raw [mean mag, std, log10 P],
+            phot (N, 3) [M_G, BP-RP, W_RP] with NaN where missing (photometric variant only)
+    outputs embedding z_e (N, m), reconstruction x_hat (N, T),
+            features z = [z_e, z_r, aux, phot] (N, l) (the GMM input, l = m + 5 [+ 3]),
+            observed (N, l) (0 where a feature was imputed), gamma (N, K)
+
+Standardisation of aux/phot is inside the model (training-set statistics frozen in the layer
+config), so the saved file is self-contained. ``DualTrainer`` wraps the network for ``fit``:
+joint (all losses), autoencoder (weighted MSE only) or estimation (CE + lambda * energy on
+frozen features) and reports ae_loss, ce_loss, energy_loss and accuracy per epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from varnet.errors import VarnetError
+from varnet.model import gmm
+from varnet.model.autoencoder import (
+    LAG_TRANSFORMS,
+    LagTransform,
+    ReconstructionFeatures,
+    TimeChannel,
+    build_decoder,
+    build_encoder,
+)
+from varnet.model.estimation import Standardize, build_estimation
+
+AUX_NAMES = ("mean_mag", "std_mag", "log10_period")
+PHOT_NAMES = ("M_G", "BP_RP", "W_RP")
+PHOT_MISSING = ("mask", "fill99")
+PAPER_FILL_VALUE = 99.0
+_PACKAGE = "varnet"
+
+
+@dataclass
+class ModelConfig:
+    """params.yaml ``model``: the architecture (docs/model.md)."""
+
+    embedding: int = 16
+    gru_units: int = 32
+    gru_layers: int = 2
+    dropout: float = 0.25
+    estimation_dropout: float = 0.5
+    standardize_aux: bool = True
+    lag_transform: str = "phase"
+    phot_missing: str = "mask"
+    gmm_jitter: float = 1.0e-4
+
+    def __post_init__(self):
+        if self.lag_transform not in LAG_TRANSFORMS:
+            raise ValueError(f"lag_transform must be one of {LAG_TRANSFORMS}")
+        if self.phot_missing not in PHOT_MISSING:
+            raise ValueError(f"phot_missing must be one of {PHOT_MISSING}")
+        if self.embedding < 1 or self.gru_units < 1 or self.gru_layers < 1:
+            raise ValueError("embedding, gru_units and gru_layers must be positive")
+
+
+def feature_names(embedding: int, photometric: bool) -> list[str]:
+    """Names of the GMM feature columns z, in order."""
+    names = [f"z{i}" for i in range(embedding)] + ["rel_euclidean", "cosine_distance"]
+    return names + list(AUX_NAMES) + (list(PHOT_NAMES) if photometric else [])
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class OnesLike(layers.Layer):
+    """All-ones mask for features that are never missing."""
+
+    def call(self, x):
+        return tf.ones_like(x)
+
+
+def build_network(cfg: ModelConfig, *, n_classes: int, n_steps: int, aux_train: np.ndarray,
+                  phot_train: np.ndarray | None = None) -> keras.Model:
+    """The whole network; aux/phot statistics come from the training arrays given here."""
+    photometric = phot_train is not None
+    sequence = keras.Input((None, 2), name="X")
+    aux = keras.Input((3,), name="aux")
+    inputs = {"X": sequence, "aux": aux}
+
+    transformed = LagTransform(cfg.lag_transform, scale=n_steps, name="lag_transform")(
+        sequence, aux)
+    lag = TimeChannel(0, name="lag")(transformed)
+    mag = layers.Reshape((-1,), name="magnitudes")(TimeChannel(1, name="mag")(sequence))
+    encoder = build_encoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding)
+    decoder = build_decoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding)
+    embedding = encoder(transformed)
+    reconstruction = decoder([embedding, lag])
+    recon_features = ReconstructionFeatures(name="reconstruction_features")(mag, reconstruction)
+    learned = layers.Concatenate(name="learned_features")([embedding, recon_features])
+
+    mean, std = Standardize.statistics(aux_train, cfg.standardize_aux)
+    aux_values, aux_observed = Standardize(mean, std, name="aux_standardize")(aux)
+    parts, observed_parts = [learned, aux_values], [OnesLike(name="learned_observed")(learned),
+                                                    aux_observed]
+    if photometric:
+        phot = keras.Input((3,), name="phot")
+        inputs["phot"] = phot
+        fill = PAPER_FILL_VALUE if cfg.phot_missing == "fill99" else None
+        mean, std = Standardize.statistics(phot_train, cfg.standardize_aux, fill)
+        phot_values, phot_observed = Standardize(mean, std, fill, name="phot_standardize")(phot)
+        parts.append(phot_values)
+        observed_parts.append(phot_observed)
+    features = layers.Concatenate(name="features")(parts)
+    observed = layers.Concatenate(name="observed")(observed_parts)
+
+    n_features = cfg.embedding + 2 + len(AUX_NAMES) + (len(PHOT_NAMES) if photometric else 0)
+    indicators = len(PHOT_NAMES) if photometric and cfg.phot_missing == "mask" else 0
+    estimation = build_estimation(n_features, cfg.embedding, n_classes, cfg.estimation_dropout,
+                                  indicators)
+    gamma = estimation([features, observed])
+    outputs = {"embedding": embedding, "reconstruction": reconstruction, "features": features,
+               "observed": observed, "gamma": gamma}
+    return keras.Model(inputs, outputs, name="varnet")
+
+
+def weighted_mse(x, x_hat, weight):
+    """Eq. 1: mean over all N*T entries of w (x - x_hat)^2, w = 1/sigma (method.md §2)."""
+    return tf.reduce_mean(weight * tf.square(x - x_hat))
+
+
+def cross_entropy(label, gamma):
+    """Eq. 3 with Keras' clipping of gamma to [1e-7, 1 - 1e-7]."""
+    gamma = tf.clip_by_value(gamma, 1e-7, 1.0 - 1e-7)
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(label, gamma))
+
+
+class DualTrainer(keras.Model):
+    """Fits (part of) a network built by :func:`build_network` with the paper's losses.
+
+    ``joint``: L_AE + L_CE + lambda * L_GMM through the whole network, the GMM fitted on each
+    batch from gamma with dropout active (as DAGMM); ``autoencoder``: L_AE on the encoder and
+    decoder only; ``estimation``: L_CE + lambda * L_GMM on the estimation network alone, with
+    inputs {"features", "observed"} precomputed by the frozen autoencoder. Batches are
+    (inputs, {"label", "weight"}). The trainer is never saved: the network is.
+    """
+
+    MODES = ("joint", "autoencoder", "estimation")
+    _TERMS = {"joint": ("loss", "ae_loss", "ce_loss", "energy_loss"),
+              "autoencoder": ("loss", "ae_loss"),
+              "estimation": ("loss", "ce_loss", "energy_loss")}
+
+    def __init__(self, network: keras.Model, mode: str, lambda_energy: float, jitter: float):
+        super().__init__(name=f"{mode}_trainer")
+        if mode not in self.MODES:
+            raise VarnetError(f"training mode {mode!r} not in {self.MODES}")
+        self.network = network
+        self.mode = mode
+        self.lambda_energy = float(lambda_energy)
+        self.jitter = float(jitter)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self._TERMS[mode]}
+        if mode != "autoencoder":
+            self.trackers["accuracy"] = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def trained_variables(self) -> list:
+        if self.mode == "joint":
+            return self.network.trainable_variables
+        if self.mode == "estimation":
+            return self.network.get_layer("estimation").trainable_variables
+        return (self.network.get_layer("encoder").trainable_variables
+                + self.network.get_layer("decoder").trainable_variables)
+
+    def call(self, inputs, training=False):
+        if self.mode == "estimation":
+            estimation = self.network.get_layer("estimation")
+            gamma = estimation([inputs["features"], inputs["observed"]], training=training)
+            return {**inputs, "gamma": gamma}
+        return self.network(inputs, training=training)
+
+    def _terms(self, inputs, targets, training):
+        out = self(inputs, training=training)
+        terms = {}
+        loss = 0.0
+        if self.mode != "estimation":
+            terms["ae_loss"] = weighted_mse(inputs["X"][:, :, 1], out["reconstruction"],
+                                            targets["weight"])
+            loss += terms["ae_loss"]
+        if self.mode != "autoencoder":
+            terms["ce_loss"] = cross_entropy(targets["label"], out["gamma"])
+            energy = gmm.fit_energy(out["features"], out["gamma"], out["observed"], self.jitter)
+            terms["energy_loss"] = tf.cast(tf.reduce_mean(energy), tf.float32)
+            loss += terms["ce_loss"] + self.lambda_energy * terms["energy_loss"]
+        terms["loss"] = loss
+        return terms, out
+
+    def _record(self, terms, targets, out):
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        if "accuracy" in self.trackers:
+            self.trackers["accuracy"].update_state(targets["label"], out["gamma"])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        inputs, targets = data
+        variables = self.trained_variables()
+        with tf.GradientTape() as tape:
+            terms, out = self._terms(inputs, targets, training=True)
+        gradients = tape.gradient(terms["loss"], variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return self._record(terms, targets, out)
+
+    def test_step(self, data):
+        inputs, targets = data
+        terms, out = self._terms(inputs, targets, training=False)
+        return self._record(terms, targets, out)

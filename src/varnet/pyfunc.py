@@ -1,0 +1,330 @@
+"""The MLflow model: light curves in, class, class probabilities, energy and novelty flags out.
+
+This file is logged as the model's code (MLflow "models from code"): MLflow copies it into the
+model and executes it on load; `mlflow.models.set_model(VarnetModel())` at the bottom names the
+model object. ``load_context`` builds a `varnet.inference.Scorer` from the logged artifacts
+(model.keras, gmm.npz, thresholds.json, variant.json) and the preprocessing record.
+
+Input: a long table, one row per epoch: id (str), time, mag, err (float, days / mag), optional
+band (str, default "V"), optional period (days, constant per star; missing or NaN = estimate it
+with a Lomb–Scargle periodogram, `varnet.periods`), and for a photometric model optional
+phot_g_abs, bp_rp, w_rp (constant per star). A "sequence" is simply a light curve of exactly n
+points, so both raw light curves (cut into n-point sequences, the remainder dropped) and single
+sequences are accepted.
+
+Output (params {"level": "star"} (default) or {"level": "sequence"}): one row per star, in input
+order, or per sequence: id, [sequence], class, prob_<CLASS>..., energy, energy_<CLASS>...,
+novel_p80, novel_p95, period, period_source (catalog | lomb-scargle), n_sequences, n_points,
+note. Per star the probabilities, energies are the means over the star's sequences and the class
+their argmax (as in evaluation); novel_pXX = energy >= the model's XXth-percentile threshold.
+
+Errors: a malformed request (not a table, no rows, a missing column, a non-numeric time/mag/err,
+a missing id, an unknown level) raises `InputError`, an MlflowException (HTTP 400 with the
+message from `mlflow models serve`) that is also a VarnetError (a clean CLI message). Bad points
+(NaN/inf, flagged 99.99 magnitudes, non-positive errors, repeated times) are dropped as in
+training and counted in n_points. A star that cannot be scored (fewer than n good points in
+every band, conflicting periods, no period found, a period outside the trained range) still gets
+a row: class empty, numbers NaN, flags False, n_sequences 0, and `note` saying why, so one bad
+star never fails a batch. At the sequence level such a star is one row with sequence = -1.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+from varnet import metrics
+from varnet.cuts import clean_lightcurves
+from varnet.errors import VarnetError
+from varnet.periods import lomb_scargle_period
+from varnet.sequences import PHOT_COLUMNS, build_sequences
+from varnet.taxonomy import CLASSES
+
+REQUIRED_COLUMNS = ("id", "time", "mag", "err")
+DEFAULT_BAND = "V"
+LEVELS = ("star", "sequence")
+ARTIFACTS = ("model.keras", "gmm.npz", "thresholds.json", "variant.json")
+PREPROCESSING_FILE = "preprocessing.json"
+REQUIREMENTS = ("tensorflow", "keras", "mlflow", "numpy", "pandas", "scikit-learn", "scipy",
+                "astropy", "pyarrow", "supersmoother", "tqdm", "pyyaml")
+"""Packages the model imports (pinned to the installed versions when it is logged)."""
+
+
+class InputError(MlflowException, VarnetError):
+    """A request the model cannot score: HTTP 400 when served, a clean message in the CLI."""
+
+    def __init__(self, message: str) -> None:
+        MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw light curves become the network's sequences, frozen from training."""
+
+    length: int
+    bands: list[str] | None = None
+    sentinel_mag: float = 90.0
+    period_range: list[float] | None = field(default_factory=lambda: [0.01, 2000.0])
+
+
+def _column_names(thresholds: dict[str, float]) -> list[str]:
+    """Output columns after id (and sequence)."""
+    return (["class", *(f"prob_{c}" for c in CLASSES), "energy",
+             *(f"energy_{c}" for c in CLASSES), *(f"novel_p{k}" for k in thresholds),
+             "period", "period_source", "n_sequences", "n_points", "note"])
+
+
+def _as_frame(model_input) -> pd.DataFrame:
+    if isinstance(model_input, pd.DataFrame):
+        return model_input
+    try:
+        return pd.DataFrame(model_input)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"input must be a table of light-curve points ({exc})") from exc
+
+
+def _check_input(lc: pd.DataFrame) -> pd.DataFrame:
+    """The columns we use, typed; a clear InputError for anything malformed."""
+    if lc.empty:
+        raise InputError("empty input: no light-curve rows")
+    missing = [c for c in REQUIRED_COLUMNS if c not in lc.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing}: a light-curve table needs "
+                         f"{list(REQUIRED_COLUMNS)} (+ optional band, period); "
+                         f"got {list(lc.columns)}")
+    if lc["id"].isna().any():
+        raise InputError(f"{int(lc['id'].isna().sum())} row(s) without an id")
+    columns = [c for c in (*REQUIRED_COLUMNS, "band", "period", *PHOT_COLUMNS) if c in lc]
+    out = lc[columns].copy()
+    for column in ("time", "mag", "err", "period", *PHOT_COLUMNS):
+        if column not in out:
+            continue
+        try:
+            out[column] = pd.to_numeric(out[column], errors="raise").astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"column {column!r} must be numeric ({exc})") from exc
+    out["id"] = out["id"].astype(str)
+    out["band"] = out["band"].fillna(DEFAULT_BAND).astype(str) if "band" in out else DEFAULT_BAND
+    return out
+
+
+def _per_star_constant(lc: pd.DataFrame, column: str, notes: dict[str, str]) -> pd.Series:
+    """One value per star (NaN if none given); conflicting values are noted on the star."""
+    if column not in lc:
+        return pd.Series(np.nan, index=pd.Index(lc["id"].unique()))
+    values = lc.groupby("id", sort=False)[column]
+    lo, hi = values.min(), values.max()
+    for star in lo.index[~np.isclose(lo, hi, rtol=1e-9, atol=0) & lo.notna()]:
+        notes.setdefault(star, f"conflicting {column} values ({lo[star]:g} to {hi[star]:g})")
+    return lo
+
+
+def _find_periods(clean: pd.DataFrame, catalog: pd.Series, prep: Preprocessing,
+                  notes: dict[str, str]) -> tuple[pd.Series, pd.Series]:
+    """(period, source) per star: the given one, else Lomb–Scargle on the star's fullest band.
+
+    Source is "catalog" or "lomb-scargle", missing when the star has no period at all.
+    """
+    period = catalog.copy()
+    source = pd.Series(np.where(period.notna(), "catalog", None), index=period.index,
+                       dtype="str")
+    for star, points in clean[clean["id"].isin(period.index[period.isna()])].groupby(
+            "id", sort=False):
+        band = points.groupby("band").size().idxmax()   # ties: the first band name
+        points = points[points["band"] == band]
+        if star in notes or len(points) < prep.length:
+            continue   # a conflict, or too short to score anyway: that note is more useful
+        try:
+            period[star] = lomb_scargle_period(points["time"].to_numpy(),
+                                               points["mag"].to_numpy(), points["err"].to_numpy())
+            source[star] = "lomb-scargle"
+        except VarnetError as exc:
+            notes[star] = f"no period given and none found: {exc}"
+    if prep.period_range is not None:
+        low, high = prep.period_range
+        for star in period.index[(period <= 0) | (period < low) | (period > high)]:
+            notes.setdefault(star, f"period {period[star]:g} d outside the trained range "
+                                   f"[{low:g}, {high:g}]")
+    return period, source
+
+
+def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "star"
+                      ) -> pd.DataFrame:
+    """Everything `predict` does, as a plain function of a Scorer (used in-process too)."""
+    if level not in LEVELS:
+        raise InputError(f"level must be one of {list(LEVELS)}, got {level!r}")
+    lc = _check_input(_as_frame(model_input))
+    star_order = pd.Index(lc["id"].unique())
+    notes: dict[str, str] = {}
+    catalog_period = _per_star_constant(lc, "period", notes)
+    phot = pd.DataFrame({c: _per_star_constant(lc, c, notes) for c in PHOT_COLUMNS})
+    clean, _ = clean_lightcurves(lc.drop(columns=["period", *PHOT_COLUMNS], errors="ignore"),
+                                 prep.sentinel_mag)
+    n_points = clean.groupby("id", sort=False).size().reindex(star_order, fill_value=0)
+    period, source = _find_periods(clean, catalog_period, prep, notes)
+
+    usable = star_order[~star_order.isin(list(notes))]
+    catalog = pd.DataFrame({"id": usable, "period": period[usable].to_numpy(),
+                            **{c: phot.loc[usable, c].to_numpy() for c in PHOT_COLUMNS}})
+    arrays, _ = build_sequences(catalog, clean[clean["id"].isin(usable)], prep.length, prep.bands)
+    scored = set(arrays["star_id"].tolist())
+    for star in usable.difference(pd.Index(list(scored))):
+        notes[star] = (f"fewer than {prep.length} good points in every band "
+                       f"({int(n_points[star])} in all)")
+
+    if arrays["star_id"].size:
+        out = scorer.predict(arrays["X"], arrays["aux"], arrays["phot"])  # phot: NaN = missing
+        gamma, energy, class_energy = out["gamma"], out["energy"], out["class_energy"]
+    else:
+        gamma = class_energy = np.zeros((0, len(CLASSES)))
+        energy = np.zeros(0)
+
+    if level == "star":
+        ids, means = metrics.star_means(arrays["star_id"], gamma=gamma, energy=energy,
+                                        class_energy=class_energy)
+        rows = pd.DataFrame({"id": ids})
+        gamma, energy, class_energy = means["gamma"], means["energy"], means["class_energy"]
+        rows["n_sequences"] = means["n_sequences"]
+    else:
+        rows = pd.DataFrame({"id": arrays["star_id"]})
+        rows.insert(1, "sequence", rows.groupby("id", sort=False).cumcount())
+        rows["n_sequences"] = rows.groupby("id")["id"].transform("size")
+    failed = pd.DataFrame({"id": [s for s in star_order if s in notes]})
+    if level == "sequence":
+        failed.insert(1, "sequence", -1)
+    return _assemble(rows, failed, gamma, energy, class_energy, scorer.thresholds, period,
+                     source, n_points, notes, star_order)
+
+
+def _assemble(rows, failed, gamma, energy, class_energy, thresholds, period, source, n_points,
+              notes, star_order) -> pd.DataFrame:
+    rows["class"] = np.asarray(CLASSES)[np.argmax(gamma, axis=1)]
+    for k, name in enumerate(CLASSES):
+        rows[f"prob_{name}"] = gamma[:, k]
+    rows["energy"] = energy
+    for k, name in enumerate(CLASSES):
+        rows[f"energy_{name}"] = class_energy[:, k]
+    table = pd.concat([rows, failed], ignore_index=True)
+    table["n_sequences"] = table["n_sequences"].fillna(0).astype(np.int64)
+    if "sequence" in table:
+        table["sequence"] = table["sequence"].astype(np.int64)
+    for key, threshold in thresholds.items():
+        table[f"novel_p{key}"] = table["energy"].to_numpy(np.float64) >= threshold
+    table["period"] = table["id"].map(period).astype(np.float64)
+    table["period_source"] = table["id"].map(source).astype("str")
+    table["n_points"] = table["id"].map(n_points).astype(np.int64)
+    table["note"] = table["id"].map(notes).astype("str")
+    table["class"] = table["class"].astype("str")
+    # input order of the stars (stable: sequences keep their order within a star)
+    table = table.iloc[np.argsort(star_order.get_indexer(table["id"]), kind="stable")]
+    leading = ["id", "sequence"] if "sequence" in table else ["id"]
+    return table[leading + _column_names(thresholds)].reset_index(drop=True)
+
+
+class VarnetModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc wrapper: a Scorer from the artifacts, `score_lightcurves` per request."""
+
+    def load_context(self, context) -> None:
+        from varnet.inference import Scorer
+
+        # MLflow copies every artifact into the model's artifacts/ directory
+        self.scorer = Scorer.load(Path(context.artifacts["model.keras"]).parent)
+        self.prep = Preprocessing(**json.loads(
+            Path(context.artifacts[PREPROCESSING_FILE]).read_text()))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None
+                ) -> pd.DataFrame:
+        level = (params or {}).get("level") or "star"
+        return score_lightcurves(self.scorer, self.prep, model_input, level)
+
+
+# ---------------------------------------------------------------- logging
+
+def signature(thresholds: dict[str, float]) -> ModelSignature:
+    inputs = Schema([
+        ColSpec("string", "id"), ColSpec("double", "time"), ColSpec("double", "mag"),
+        ColSpec("double", "err"), ColSpec("string", "band", required=False),
+        ColSpec("double", "period", required=False),
+        *(ColSpec("double", c, required=False) for c in PHOT_COLUMNS),
+    ])
+    outputs = [ColSpec("string", "id"), ColSpec("long", "sequence", required=False),
+               ColSpec("string", "class", required=False)]
+    for name in _column_names(thresholds)[1:]:
+        kind = ("boolean" if name.startswith("novel_") else "long" if name.startswith("n_")
+                else "string" if name in ("period_source", "note") else "double")
+        outputs.append(ColSpec(kind, name, required=name not in ("note", "period_source")))
+    params = ParamSchema([ParamSpec("level", "string", "star")])
+    return ModelSignature(inputs=inputs, outputs=Schema(outputs), params=params)
+
+
+def input_example(prep: Preprocessing) -> pd.DataFrame:
+    """One RR Lyrae-like star with 1.5 sequences of points and its catalog period."""
+    rng = np.random.default_rng(0)
+    n = prep.length * 3 // 2
+    time = np.sort(rng.uniform(0.0, 1500.0, n)).round(5)
+    period = 0.5671
+    mag = 13.2 + 0.35 * np.sin(2 * np.pi * time / period) + rng.normal(0.0, 0.03, n)
+    band = prep.bands[0] if prep.bands else DEFAULT_BAND
+    return pd.DataFrame({"id": "example-rrab", "time": time, "mag": mag.round(4),
+                         "err": np.full(n, 0.03), "band": band, "period": period})
+
+
+def preprocessing_for(model_dir: Path) -> Preprocessing:
+    """The preprocessing a trained variant expects, from its variant.json (written by train)."""
+    variant = json.loads((Path(model_dir) / "variant.json").read_text())
+    sequences, cuts = variant.get("sequences") or {}, variant.get("cuts") or {}
+    length = variant.get("sequence_length", sequences.get("length"))
+    if length is None:
+        raise VarnetError(f"{model_dir}/variant.json: no sequence_length")
+    defaults = Preprocessing(length=int(length))
+    return Preprocessing(
+        length=int(length), bands=sequences.get("bands", defaults.bands),
+        sentinel_mag=float(cuts.get("sentinel_mag", defaults.sentinel_mag)),
+        period_range=cuts.get("period_range", defaults.period_range),
+    )
+
+
+def log_model(model_dir: Path, registered_model: str | None):
+    """Log the variant in ``model_dir`` as the pyfunc model "model" of the active run.
+
+    Registers a new version of ``registered_model`` (none if None) and returns the
+    ModelVersion (or None).
+    """
+    model_dir = Path(model_dir)
+    missing = [a for a in ARTIFACTS if not (model_dir / a).exists()]
+    if missing:
+        raise VarnetError(f"{model_dir}: cannot log the model, missing {missing}")
+    prep = preprocessing_for(model_dir)
+    thresholds = json.loads((model_dir / "thresholds.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        prep_file = Path(tmp) / PREPROCESSING_FILE
+        prep_file.write_text(json.dumps(asdict(prep), indent=2))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).resolve()),
+            artifacts={**{a: str(model_dir / a) for a in ARTIFACTS},
+                       PREPROCESSING_FILE: str(prep_file)},
+            code_paths=[str(Path(__file__).resolve().parent)],
+            signature=signature(thresholds),
+            input_example=(input_example(prep), {"level": "star"}),
+            pip_requirements=[f"{p}=={version(p)}" for p in REQUIREMENTS],
+            registered_model_name=registered_model,
+        )
+    if registered_model is None:
+        return None
+    return mlflow.MlflowClient().get_model_version(registered_model,
+                                                   str(info.registered_model_version))
+
+
+mlflow.models.set_model(VarnetModel())

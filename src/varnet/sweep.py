@@ -1,0 +1,151 @@
+"""Summarise an embedding-size sweep of DVC experiments into one table (reports/sweep.md).
+
+The paper tried embedding sizes m = 8, 16, 32, 64 and found them "only marginally different".
+Each size is one DVC experiment of the whole pipeline (train every variant, baseline, evaluate);
+queue them, run them, then summarise:
+
+  dvc exp run --queue -S model.embedding=8
+  dvc exp run --queue -S model.embedding=16
+  dvc exp run --queue -S model.embedding=32
+  dvc exp run --queue -S model.embedding=64
+  dvc queue start             # one worker: the experiments run one after another
+  dvc queue status            # wait until all four are Success (logs: dvc queue logs <name>)
+  varnet sweep                # reads `dvc exp show --json`, writes reports/sweep.md
+
+(DVC's one-line sweep `-S model.embedding=8,16,32,64` needs hydra-core, which varnet does not
+install.) The table has one row per experiment that has evaluation metrics (reports/metrics.json)
+and the swept parameter, sorted by its value; for every variant the validation accuracy, the F1
+at the highest novelty threshold and the AUROC, per sequence and per star. Queued, running and
+failed experiments are listed below the table. Each experiment's runs are also in MLflow
+(`mlflow ui`), where the registered versions can be compared side by side.
+
+Examples:
+  varnet sweep
+  varnet sweep --param train.lambda_energy          # a sweep over another parameter
+  dvc exp show --json > exps.json && varnet sweep --exp-json exps.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from varnet import io, schema
+from varnet.errors import VarnetError
+
+PARAMS_FILE = "params.yaml"
+METRICS_FILE = "reports/metrics.json"
+LEVELS = ("sequence", "star")
+
+
+def exp_show_json() -> list[dict]:
+    """The output of `dvc exp show --json` in the current repository."""
+    try:
+        done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True,
+                              check=False)
+    except FileNotFoundError as exc:
+        raise VarnetError("`dvc` not found on PATH (activate the virtualenv)") from exc
+    if done.returncode != 0:
+        raise VarnetError(f"`dvc exp show --json` failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)
+
+
+def _states(entries: list[dict], status: str = "success") -> Iterator[tuple[dict, str]]:
+    """Every commit/experiment state in the exp show tree, with its executor state."""
+    for entry in entries or []:
+        yield entry, status
+        for exp_range in entry.get("experiments") or []:
+            executor = (exp_range.get("executor") or {}).get("state") or "success"
+            yield from _states(exp_range.get("revs") or [], executor)
+
+
+def _lookup(tree: dict, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def collect(exp_show: list[dict], param: str) -> tuple[list[dict], list[str]]:
+    """(finished experiments with metrics, notes on the others)."""
+    rows, notes = [], []
+    for state, status in _states(exp_show):
+        if state.get("rev") == "workspace":
+            continue
+        name = state.get("name") or str(state.get("rev", "?"))[:7]
+        data = state.get("data") or {}
+        value = _lookup(((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {},
+                        param)
+        metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
+        if status != "success" or state.get("error"):
+            notes.append(f"{name}: {status}" + (f" ({param} = {value})" if value is not None
+                                                 else ""))
+        elif metrics and value is not None:
+            rows.append({"name": name, "value": value, "metrics": metrics})
+    rows.sort(key=lambda r: (_sort_key(r["value"]), r["name"]))
+    return rows, notes
+
+
+def _sort_key(value: Any) -> tuple:
+    return (0, float(value), "") if isinstance(value, int | float) else (1, 0.0, str(value))
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) and math.isfinite(value) else "—"
+
+
+def sweep_markdown(rows: list[dict], notes: list[str], param: str) -> str:
+    variants: list[str] = []
+    for row in rows:
+        variants += [v for v in row["metrics"] if v not in variants]
+    lines = [f"# Sweep over `{param}`", "",
+             "Per variant: validation accuracy / F1 at the highest novelty threshold / AUROC "
+             "(VAR positive, validation + VAR as the test set).", ""]
+    for level in LEVELS:
+        header = ["experiment", f"`{param}`", *variants]
+        lines += [f"## Per {level}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        for row in rows:
+            cells = [row["name"], str(row["value"])]
+            for variant in variants:
+                m = (row["metrics"].get(variant) or {}).get(level) or {}
+                novelty = m.get("novelty") or {}
+                f1_keys = sorted((k for k in novelty if k.startswith("p") and k.endswith("_f1")),
+                                 key=lambda k: float(k[1:-3]))
+                f1 = novelty.get(f1_keys[-1]) if f1_keys else None
+                cells.append(" / ".join(_fmt(x) for x in (m.get("accuracy"), f1,
+                                                           novelty.get("auroc"))))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if not rows:
+        lines += ["No finished experiment with evaluation metrics yet.", ""]
+    if notes:
+        lines += ["Not in the table:", *(f"- {n}" for n in notes), ""]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--param", default="model.embedding",
+                        help="the swept parameter of params.yaml (default: %(default)s)")
+    parser.add_argument("--exp-json", type=Path,
+                        help="saved `dvc exp show --json` output (default: run it now)")
+    parser.add_argument("--out", type=Path, default=schema.REPORTS_DIR / "sweep.md",
+                        help="markdown table to write (default: %(default)s)")
+
+
+def run(args: argparse.Namespace, params: dict) -> int:
+    exp_show = io.read_json(args.exp_json) if args.exp_json else exp_show_json()
+    if not isinstance(exp_show, list):
+        raise VarnetError("expected the JSON list that `dvc exp show --json` prints")
+    rows, notes = collect(exp_show, args.param)
+    table = sweep_markdown(rows, notes, args.param)
+    io.write_text(table, args.out)
+    print(table, end="")
+    print(f"wrote {args.out} ({len(rows)} experiments)")
+    return 0

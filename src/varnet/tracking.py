@@ -1,0 +1,97 @@
+"""MLflow tracking setup shared by every command, and the provenance tags of a run.
+
+The tracking store is sqlite (params ``mlflow.tracking_uri``, default
+``sqlite:///mlruns/mlflow.db``) with artifacts under ``mlruns/artifacts``; relative paths are
+taken from the current directory (the project root) and made absolute, so a run started from
+any stage finds the same store. ``MLFLOW_TRACKING_URI`` in the environment wins over params
+(tests point it to a temporary directory). Browse with
+``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from varnet.config import section
+
+
+@dataclass
+class MlflowConfig:
+    """params.yaml ``mlflow``."""
+
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+    experiment: str = "varnet"
+    registered_model: str = "varnet"
+
+
+def tracking_uri(cfg: MlflowConfig) -> str:
+    """$MLFLOW_TRACKING_URI, else params' URI with a relative sqlite path made absolute."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        db = Path(uri[len(prefix):]).resolve()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        uri = prefix + str(db)
+    return uri
+
+
+def artifact_uri(cfg: MlflowConfig, uri: str) -> str | None:
+    """params' artifact location; when $MLFLOW_TRACKING_URI redirects tracking, artifacts go
+    beside its sqlite file (or wherever its server puts them)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        if uri.startswith("sqlite:///"):
+            return Path(uri[len("sqlite:///"):]).parent.joinpath("artifacts").as_uri()
+        return None
+    location = cfg.artifact_location
+    if "://" in location:
+        return location
+    return Path(location).resolve().as_uri()
+
+
+def configure(params: dict[str, Any]) -> MlflowConfig:
+    """Point MLflow at the project's store and select (creating if needed) the experiment."""
+    import mlflow
+
+    cfg = section(MlflowConfig, "mlflow", params)
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(cfg.experiment) is None:
+        try:
+            mlflow.create_experiment(cfg.experiment, artifact_location=artifact_uri(cfg, uri))
+        except mlflow.exceptions.MlflowException:
+            pass  # created meanwhile by a concurrent stage
+    mlflow.set_experiment(cfg.experiment)
+    return cfg
+
+
+def git_commit() -> str | None:
+    """The HEAD commit of the project (suffixed ``-dirty`` with uncommitted changes), or None."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if status.strip() else "")
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """md5 of a file's bytes: DVC 3's hash of a file output (as in dvc.lock)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_version(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
+    """{path: md5} of the input files that exist (the DVC data version of a run)."""
+    return {str(p): file_md5(p) for p in paths if Path(p).is_file()}

@@ -1,0 +1,229 @@
+"""evaluate and baseline on small fake model directories (the predictions.npz contract)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from varnet import baseline, evaluate, io
+from varnet.errors import VarnetError
+from varnet.taxonomy import CLASSES
+
+K = len(CLASSES)
+VARIANTS = {"joint": {"mode": "joint", "photometric": False},
+            "sequential": {"mode": "sequential", "photometric": False},
+            "joint-phot": {"mode": "joint", "photometric": True}}
+
+
+def fake_model_dir(root: Path, name: str, seed: int, n_stars: int = 48, per_star: int = 3,
+                   n_var_stars: int = 10) -> Path:
+    """A trained variant's files with separable classes and high VAR energies.
+
+    Every class has train and valid stars (alternating blocks of K stars); each star has
+    ``per_star`` sequences; the embedding is noise and the aux features (fake_sequences)
+    carry the class.
+    """
+    rng = np.random.default_rng(seed)
+    star_label = np.arange(n_stars) % K
+    star_subset = np.where(np.arange(n_stars) // K % 2 == 0, "train", "valid")
+    label = np.repeat(np.r_[star_label, -np.ones(n_var_stars, int)], per_star)
+    subset = np.repeat(np.r_[star_subset, ["novel"] * n_var_stars], per_star)
+    star_id = np.repeat([f"S{i:03d}" for i in range(n_stars + n_var_stars)], per_star)
+    n = label.size
+    logits = rng.normal(size=(n, K))
+    logits[label >= 0, label[label >= 0]] += 3.0
+    gamma = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    energy = rng.normal(size=n) + np.where(label < 0, 3.0, 0.0)
+    train_energy = energy[subset == "train"]
+    model_dir = root / name
+    model_dir.mkdir(parents=True)
+    io.write_npz(model_dir / "predictions.npz", index=np.arange(n), subset=subset,
+                 label=label, star_id=star_id, gamma=gamma, energy=energy,
+                 class_energy=rng.normal(size=(n, K)), embedding=rng.normal(size=(n, 4)),
+                 features=rng.normal(size=(n, 6)))
+    io.write_json({p: float(np.percentile(train_energy, float(p))) for p in ("80", "95")},
+                  model_dir / "thresholds.json")
+    io.write_json({**VARIANTS[name], "model": {"embedding": 4}}, model_dir / "variant.json")
+    pd.DataFrame({"epoch": np.arange(5), "val_ae_loss": np.linspace(2, 1, 5),
+                  "val_accuracy": np.linspace(0.2, 0.9, 5)}).to_csv(model_dir / "history.csv",
+                                                                    index=False)
+    return model_dir
+
+
+def fake_sequences(n: int, label: np.ndarray) -> dict[str, np.ndarray]:
+    aux = np.column_stack([13.0 + label, 0.1 * np.ones(n), 0.5 * label]).astype(np.float32)
+    return {"aux": aux, "phot": np.full((n, 3), np.nan, np.float32)}
+
+
+@pytest.fixture()
+def workspace(tmp_path):
+    models = tmp_path / "models"
+    for seed, name in enumerate(("joint", "sequential")):
+        fake_model_dir(models, name, seed)
+    params = {"train": {"variants": VARIANTS}, "split": {"by": "star"},
+              "evaluate": {"percentiles": [80, 95]}}
+    return tmp_path, models, params
+
+
+def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
+    root, models, params = workspace
+    reports = root / "reports"
+    args = argparse.Namespace(models=models, reports=reports, no_mlflow=True)
+    assert evaluate.run(args, params) == 0
+
+    result = json.loads((reports / "metrics.json").read_text())
+    assert set(result) == {"joint", "sequential"}          # joint-phot is not trained: skipped
+    assert "joint-phot: not trained" in capsys.readouterr().out
+    for level in ("sequence", "star"):
+        m = result["joint"][level]
+        assert 0.5 < m["accuracy"] <= 1 and set(m["recall"]) == set(CLASSES)
+        assert {"p80_f1", "p95_precision", "auroc", "auprc"} <= set(m["novelty"])
+        assert m["novelty"]["auroc"] > 0.9
+    assert result["joint"]["sequence"]["n_valid"] == 24 * 3
+    assert result["joint"]["star"]["n_valid"] == 24
+    assert result["joint"]["star"]["novelty"]["n_novel"] == 10
+
+    table = (reports / "table2.md").read_text()
+    assert "## Per sequence" in table and "## Per star" in table
+    assert "98.8% (99.1%)" in table and "0.885 (0.898)" in table   # the paper's numbers
+    assert "RF accuracy, embedding + aux" in table
+    for name in ("confusion_joint.png", "energy_sequential.png", "ae_loss.png"):
+        assert (reports / "figures" / "evaluation" / name).stat().st_size > 1000
+    confusion = pd.read_csv(reports / "plots" / "confusion" / "joint.csv")
+    assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 72
+    assert set(confusion["actual"]) <= set(CLASSES)
+    assert list(pd.read_csv(reports / "plots" / "ae_loss" / "joint.csv").columns) == [
+        "epoch", "val_ae_loss"]
+
+
+def test_star_level_averages_gamma_and_energy_within_a_subset(tmp_path):
+    predictions = io.read_npz(fake_model_dir(tmp_path, "joint", 3) / "predictions.npz")
+    stars = evaluate.star_level(predictions, ("valid", "novel"))
+    rows = predictions["star_id"] == "S009"
+    assert stars["star_id"][1] == "S009" and stars["subset"][1] == "valid"
+    np.testing.assert_allclose(stars["gamma"][1], predictions["gamma"][rows].mean(axis=0))
+    assert stars["energy"][1] == pytest.approx(predictions["energy"][rows].mean())
+    assert stars["label"][1] == 1
+    assert (stars["label"][stars["subset"] == "novel"] == -1).all()
+
+
+def test_missing_threshold_for_a_requested_percentile_is_a_clear_error(workspace):
+    root, models, params = workspace
+    params = {**params, "evaluate": {"percentiles": [90]}}
+    args = argparse.Namespace(models=models, reports=root / "r", no_mlflow=True)
+    with pytest.raises(VarnetError, match="thresholds.json.*90"):
+        evaluate.run(args, params)
+
+
+def test_no_trained_variant_is_a_clear_error(tmp_path):
+    args = argparse.Namespace(models=tmp_path / "none", reports=tmp_path / "r", no_mlflow=True)
+    with pytest.raises(VarnetError, match="no trained variant"):
+        evaluate.run(args, {"train": {"variants": VARIANTS}})
+
+
+def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
+    root, models, params = workspace
+    predictions = io.read_npz(models / "joint" / "predictions.npz")
+    sequences_file = root / "sequences.npz"
+    io.write_npz(sequences_file, **fake_sequences(len(predictions["label"]),
+                                                  predictions["label"]))
+    params = {**params, "baseline": {"n_estimators": [10], "criterion": ["gini"],
+                                     "max_features": [0.3, 0.5], "min_samples_leaf": [1],
+                                     "cv": 2, "n_jobs": 1, "cv_max_sequences": 60}}
+    reports = root / "reports"
+    args = argparse.Namespace(models=models, sequences=sequences_file, reports=reports)
+    assert baseline.run(args, params) == 0
+    result = json.loads((reports / "baseline.json").read_text())
+    joint = result["joint"]
+    # the random embedding carries no class; the aux features carry it perfectly
+    assert joint["embedding_aux"]["sequence"]["valid_accuracy"] == 1.0
+    assert joint["embedding_aux"]["star"]["valid_accuracy"] == 1.0
+    assert joint["embedding"]["sequence"]["valid_accuracy"] < 0.5
+    assert joint["embedding_aux"]["n_features"] == 4 + 3
+    assert joint["embedding_aux"]["n_search"] == 60       # searched on a subset, refit on 72
+    assert set(joint["embedding"]["best_params"]) == {"n_estimators", "criterion",
+                                                      "max_features", "min_samples_leaf"}
+    assert "| joint | embedding_aux | 100.0% |" in (reports / "baseline.md").read_text()
+
+    evaluate.run(argparse.Namespace(models=models, reports=reports, no_mlflow=True), params)
+    table = (reports / "table2.md").read_text()
+    row = next(line for line in table.splitlines()
+               if line.startswith("| RF accuracy, embedding + aux"))
+    assert row.split("|")[2].strip() == "100.0%"
+
+
+def test_baseline_rejects_unknown_variants(workspace):
+    root, models, params = workspace
+    params = {**params, "baseline": {"variants": ["jiont"]}}
+    args = argparse.Namespace(models=models, sequences=root / "s.npz", reports=root / "r")
+    with pytest.raises(VarnetError, match="jiont"):
+        baseline.run(args, params)
+
+
+def _exp(rev: str, name: str | None, embedding: int, metrics: dict | None) -> dict:
+    """One state of `dvc exp show --json` (DVC 3 layout)."""
+    return {"rev": rev, "name": name, "error": None, "experiments": None,
+            "data": {"rev": rev, "params": {"params.yaml": {"data": {
+                "model": {"embedding": embedding}}}},
+                "metrics": {} if metrics is None else {"reports/metrics.json": {"data": metrics}},
+                "deps": {}, "outs": {}, "meta": {}}}
+
+
+def _metrics(accuracy: float) -> dict:
+    level = {"accuracy": accuracy, "novelty": {"p80_f1": 0.5, "p95_f1": 0.75, "auroc": 0.9}}
+    return {"joint": {"sequence": level, "star": level}}
+
+
+def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
+    from varnet import sweep
+
+    baseline = _exp("a" * 40, "main", 16, _metrics(0.96))
+    baseline["experiments"] = [
+        {"revs": [_exp("b" * 40, "exp-64", 64, _metrics(0.95))], "executor": None,
+         "name": "exp-64"},
+        {"revs": [_exp("c" * 40, "exp-8", 8, _metrics(0.93))], "executor": None,
+         "name": "exp-8"},
+        {"revs": [_exp("d" * 40, "exp-32", 32, None)], "name": "exp-32",
+         "executor": {"state": "queued", "name": "dvc-task", "local": None}},
+    ]
+    exp_json = tmp_path / "exps.json"
+    exp_json.write_text(json.dumps([_exp("workspace", None, 16, _metrics(0.96)), baseline]))
+    out = tmp_path / "sweep.md"
+    args = argparse.Namespace(param="model.embedding", exp_json=exp_json, out=out)
+    assert sweep.run(args, {}) == 0
+    table = out.read_text()
+    rows = [line for line in table.split("## Per star")[0].splitlines()
+            if line.startswith(("| exp-", "| main"))]
+    assert rows == ["| exp-8 | 8 | 0.930 / 0.750 / 0.900 |",
+                    "| main | 16 | 0.960 / 0.750 / 0.900 |",
+                    "| exp-64 | 64 | 0.950 / 0.750 / 0.900 |"]
+    assert "- exp-32: queued (model.embedding = 32)" in table
+    assert "exp-8" in capsys.readouterr().out
+
+
+def test_evaluation_is_logged_into_the_variants_mlflow_run(workspace, monkeypatch):
+    import mlflow
+
+    from varnet import tracking
+
+    root, models, params = workspace
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    params = {**params, "mlflow": {"experiment": "test-evaluate"}}
+    tracking.configure(params)
+    with mlflow.start_run() as run:
+        pass
+    io.write_json({"run_id": run.info.run_id}, models / "joint" / "run.json")
+    args = argparse.Namespace(models=models, reports=root / "reports", no_mlflow=False)
+    assert evaluate.run(args, params) == 0
+    logged = mlflow.MlflowClient().get_run(run.info.run_id)
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())["joint"]
+    assert logged.data.metrics["eval/sequence/accuracy"] == metrics["sequence"]["accuracy"]
+    assert logged.data.metrics["eval/star/novelty/p95_f1"] == metrics["star"]["novelty"]["p95_f1"]
+    assert logged.info.status == "FINISHED"
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/confusion_joint.png", "evaluation/table2.md"} <= names

@@ -1,0 +1,267 @@
+"""The pyfunc model: light curves -> class/probabilities/energy/flags, errors, MLflow round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from varnet import pyfunc
+from varnet.errors import VarnetError
+from varnet.taxonomy import CLASSES
+
+LENGTH = 20
+
+
+class FakeScorer:
+    """Deterministic stand-in for varnet.inference.Scorer: outputs are functions of aux."""
+
+    thresholds = {"80": 13.5, "95": 14.5}
+    classes = CLASSES
+
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, X, aux, phot=None, batch_size=500):
+        self.calls.append((X.shape, phot))
+        logits = np.outer(aux[:, 0], np.arange(len(CLASSES)) % 3) / 10.0
+        gamma = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        energy = aux[:, 0].astype(np.float64)
+        class_energy = energy[:, None] + np.arange(len(CLASSES))
+        return {"gamma": gamma, "energy": energy, "class_energy": class_energy,
+                "embedding": np.zeros((len(X), 2)), "features": np.zeros((len(X), 7))}
+
+
+def star(star_id: str, n: int, period: float | None, mean: float, seed: int,
+         band: str = "V") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    time = np.sort(rng.uniform(0, 300, n))
+    p = period if period is not None else 2.37
+    mag = mean + 0.3 * np.sin(2 * np.pi * time / p) + rng.normal(0, 0.02, n)
+    frame = pd.DataFrame({"id": star_id, "time": time, "mag": mag, "err": 0.02, "band": band})
+    return frame.assign(period=np.nan if period is None else period)
+
+
+@pytest.fixture()
+def prep():
+    return pyfunc.Preprocessing(length=LENGTH)
+
+
+def test_stars_are_scored_in_input_order_with_per_star_means(prep):
+    lc = pd.concat([star("b", 2 * LENGTH + 5, 0.7, 14.0, 1), star("a", LENGTH, 3.1, 15.0, 2)])
+    scorer = FakeScorer()
+    out = pyfunc.score_lightcurves(scorer, prep, lc)
+    assert out["id"].tolist() == ["b", "a"]
+    assert out["n_sequences"].tolist() == [2, 1]
+    assert out["period_source"].tolist() == ["catalog", "catalog"]
+    assert out["period"].tolist() == [0.7, 3.1]
+    probs = out[[f"prob_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert (out["class"] == np.asarray(CLASSES)[probs.argmax(axis=1)]).all()
+    # novel flags are energy >= the model's thresholds
+    assert (out["novel_p80"] == (out["energy"] >= 13.5)).all()
+    assert (out["novel_p95"] == (out["energy"] >= 14.5)).all()
+    assert out["note"].isna().all()
+
+    sequences = pyfunc.score_lightcurves(scorer, prep, lc, level="sequence")
+    assert sequences["id"].tolist() == ["b", "b", "a"]
+    assert sequences["sequence"].tolist() == [0, 1, 0]
+    b = sequences[sequences["id"] == "b"]
+    assert out.loc[0, "energy"] == pytest.approx(b["energy"].mean())
+    np.testing.assert_allclose(out.loc[0, "energy_ECL"], b["energy_ECL"].mean())
+
+
+def test_bad_points_are_dropped_and_short_stars_get_a_note_not_an_exception(prep):
+    good = star("good", LENGTH + 3, 0.9, 13.0, 3)
+    good.loc[good.index[:3], "mag"] = [np.nan, 99.99, 13.0]   # NaN and a flag: dropped
+    good.loc[good.index[2], "err"] = 0.0                       # non-positive error: dropped
+    short = star("short", LENGTH - 1, 1.5, 13.0, 4)
+    out = pyfunc.score_lightcurves(FakeScorer(), prep, pd.concat([short, good]))
+    assert out["id"].tolist() == ["short", "good"]
+    assert out["n_points"].tolist() == [LENGTH - 1, LENGTH]
+    failed = out.iloc[0]
+    assert "fewer than 20 good points" in failed["note"]
+    assert pd.isna(failed["class"]) and np.isnan(failed["energy"])
+    assert failed["n_sequences"] == 0 and not failed["novel_p95"]
+    assert out.iloc[1]["n_sequences"] == 1 and pd.isna(out.iloc[1]["note"])
+
+    sequences = pyfunc.score_lightcurves(FakeScorer(), prep, pd.concat([short, good]),
+                                         level="sequence")
+    assert sequences["sequence"].tolist() == [-1, 0]
+
+
+def test_missing_periods_come_from_lomb_scargle(prep):
+    lc = pd.concat([star("noperiod", 3 * LENGTH, None, 13.0, 5),
+                    star("short", 5, None, 13.0, 6)]).drop(columns="period")
+    out = pyfunc.score_lightcurves(FakeScorer(), prep, lc)
+    assert out.loc[0, "period_source"] == "lomb-scargle"
+    assert out.loc[0, "period"] == pytest.approx(2.37, rel=1e-2)
+    assert pd.isna(out.loc[1, "period_source"]) and np.isnan(out.loc[1, "period"])
+    assert "fewer than" in out.loc[1, "note"]
+
+
+@pytest.mark.parametrize("period", [0.071, 0.55, 14.2, 310.0])
+def test_lomb_scargle_recovers_periods_from_minutes_to_years(period):
+    from varnet.periods import lomb_scargle_period
+
+    rng = np.random.default_rng(1)
+    time = np.sort(rng.uniform(0, 1500, 300))
+    mag = 13 + 0.4 * np.sin(2 * np.pi * time / period) + rng.normal(0, 0.05, time.size)
+    resolution = period / 1500 / 5          # a fifth of the peak width P^2/T, relative
+    assert lomb_scargle_period(time, mag, np.full(time.size, 0.05)) == pytest.approx(
+        period, rel=max(2e-3, resolution))
+
+
+def test_lomb_scargle_refuses_light_curves_without_a_period():
+    from varnet.periods import lomb_scargle_period
+
+    t = np.arange(50.0)
+    with pytest.raises(VarnetError, match="constant"):
+        lomb_scargle_period(t, np.full(50, 13.0), np.full(50, 0.1))
+    with pytest.raises(VarnetError, match="from 3 points"):
+        lomb_scargle_period(t[:3], t[:3], np.ones(3))
+
+
+def test_conflicting_periods_and_absurd_periods_are_noted(prep):
+    conflicting = star("c", LENGTH, 0.5, 13.0, 6)
+    conflicting.loc[conflicting.index[0], "period"] = 0.6
+    absurd = star("x", LENGTH, 5000.0, 13.0, 7)
+    out = pyfunc.score_lightcurves(FakeScorer(), prep, pd.concat([conflicting, absurd]))
+    assert "conflicting period" in out.loc[0, "note"]
+    assert "outside the trained range" in out.loc[1, "note"]
+    assert (out["n_sequences"] == 0).all()
+
+
+def test_per_star_photometry_reaches_the_scorer_with_nan_for_missing(prep):
+    lc = star("p", LENGTH, 0.5, 13.0, 8).assign(phot_g_abs=1.0, bp_rp=0.5, w_rp=np.nan)
+    scorer = FakeScorer()
+    pyfunc.score_lightcurves(scorer, prep, lc)
+    np.testing.assert_array_equal(scorer.calls[0][1], [[1.0, 0.5, np.nan]])
+
+
+@pytest.mark.parametrize(("frame", "params", "message"), [
+    (pd.DataFrame(columns=["id", "time", "mag", "err"]), "star", "empty input"),
+    (pd.DataFrame({"id": ["a"], "time": [1.0], "mag": [13.0]}), "star", r"missing column.*err"),
+    (pd.DataFrame({"id": ["a"], "time": ["x"], "mag": [1.0], "err": [0.1]}), "star",
+     "'time' must be numeric"),
+    (pd.DataFrame({"id": [None], "time": [1.0], "mag": [1.0], "err": [0.1]}), "star",
+     "without an id"),
+    (pd.DataFrame({"id": ["a"], "time": [1.0], "mag": [1.0], "err": [0.1]}), "galaxy",
+     "level must be one of"),
+])
+def test_malformed_requests_raise_a_clear_input_error(prep, frame, params, message):
+    with pytest.raises(pyfunc.InputError, match=message) as info:
+        pyfunc.score_lightcurves(FakeScorer(), prep, frame, level=params)
+    assert isinstance(info.value, VarnetError)          # clean CLI message
+    assert info.value.get_http_status_code() == 400     # HTTP 400 when served
+
+
+def test_signature_and_input_example_agree(prep):
+    sig = pyfunc.signature(FakeScorer.thresholds)
+    example = pyfunc.input_example(prep)
+    assert sig.inputs.required_input_names() == ["id", "time", "mag", "err"]
+    assert set(example.columns) <= set(sig.inputs.input_names())
+    assert sig.params.to_dict()[0]["name"] == "level"
+    out = pyfunc.score_lightcurves(FakeScorer(), prep, example)
+    assert list(out.columns) == [c for c in sig.outputs.input_names() if c != "sequence"]
+
+
+# ---------------------------------------------------------------- the real model, round trip
+
+def _survey(rng: np.random.Generator, length: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three stars per class and two VAR stars, two sequences each, separable by period."""
+    catalog, curves = [], []
+    labels = [c for c in CLASSES for _ in range(3)] + ["VAR", "VAR"]
+    for i, label in enumerate(labels):
+        k = CLASSES.index(label) if label in CLASSES else 9
+        period = 0.3 * 1.6 ** k
+        catalog.append({"id": f"star{i:02d}", "period": period, "superclass": label})
+        curve = star(f"star{i:02d}", 2 * length, period, 12.0 + 0.2 * k, seed=i)
+        curves.append(curve.drop(columns="period"))
+    return pd.DataFrame(catalog), pd.concat(curves, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """A tiny joint model trained for one epoch and registered as `varnet` version 1."""
+    import os
+
+    from varnet import io, schema
+    from varnet.sequences import make_sequences
+    from varnet.train import train_variant
+
+    root = tmp_path_factory.mktemp("pyfunc")
+    old_cwd, old_uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(root)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    try:
+        catalog, curves = _survey(np.random.default_rng(0), LENGTH)
+        arrays = make_sequences(catalog, curves, LENGTH)
+        known = arrays["label"] >= 0
+        in_valid = np.isin(arrays["star_id"], [f"star{i:02d}" for i in range(2, 24, 3)])
+        train, valid = np.flatnonzero(known & ~in_valid), np.flatnonzero(known & in_valid)
+        io.write_npz(schema.SEQUENCES_FILE, **arrays)
+        io.write_npz(schema.SPLIT_FILE, train=train, valid=valid,
+                     novel=np.flatnonzero(arrays["label"] < 0))
+        params = {
+            "model": {"embedding": 3, "gru_units": 4, "gru_layers": 1},
+            "train": {"epochs": 1, "estimation_epochs": 1, "batch_size": 32,
+                      "variants": {"joint": {"mode": "joint", "photometric": False}}},
+            "sequences": {"length": LENGTH},
+            "mlflow": {"experiment": "test-pyfunc", "registered_model": "varnet"},
+        }
+        result = train_variant("joint", params, root / "models" / "joint")
+        yield root, params, result, curves
+    finally:
+        os.chdir(old_cwd)
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
+
+
+def test_registered_model_predicts_exactly_what_the_in_process_scorer_does(registered):
+    import mlflow
+
+    from varnet.inference import Scorer
+
+    root, params, result, curves = registered
+    assert result["version"] == "1"
+    model_dir = root / "models" / "joint"
+    scorer, prep = Scorer.load(model_dir), pyfunc.preprocessing_for(model_dir)
+    # raw light curves: catalog periods for some stars, Lomb-Scargle for one, one too short
+    lc = curves[curves["id"].isin(["star00", "star07", "star13", "star24"])].copy()
+    lc["period"] = lc["id"].map({"star00": 0.3, "star07": 0.3 * 1.6 ** 2, "star24": 0.3 * 1.6 ** 9})
+    lc = pd.concat([lc, star("tiny", 5, 1.0, 13.0, seed=99)], ignore_index=True)
+
+    loaded = mlflow.pyfunc.load_model("models:/varnet/1")
+    for level in ("star", "sequence"):
+        expected = pyfunc.score_lightcurves(scorer, prep, lc, level)
+        got = loaded.predict(lc, params={"level": level})
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    stars = loaded.predict(lc)
+    assert stars["id"].tolist() == ["star00", "star07", "star13", "star24", "tiny"]
+    assert stars["period_source"].tolist()[2] == "lomb-scargle"
+    assert stars["n_sequences"].tolist() == [2, 2, 2, 2, 0]
+    assert stars["class"].notna().sum() == 4 and "fewer than" in stars["note"].iloc[4]
+
+    info = mlflow.models.get_model_info("models:/varnet/1")
+    assert info.signature.params.to_dict()[0]["name"] == "level"
+    assert info.signature.inputs.required_input_names() == ["id", "time", "mag", "err"]
+    with pytest.raises(mlflow.exceptions.MlflowException, match="mag"):
+        loaded.predict(lc.drop(columns="mag"))
+
+
+def test_each_logged_run_registers_a_new_version(registered):
+    import mlflow
+
+    from varnet import tracking
+
+    root, params, _, _ = registered
+    tracking.configure(params)
+    with mlflow.start_run():
+        version = pyfunc.log_model(root / "models" / "joint", "varnet")
+    assert version.version == "2" or int(version.version) == 2
+    assert mlflow.MlflowClient().get_registered_model("varnet").name == "varnet"

@@ -1,0 +1,149 @@
+"""`mlflow models serve -m models:/varnet@champion` on a free localhost port answers like
+`varnet score`, and malformed requests get a JSON error while the server keeps serving.
+
+The server is a subprocess in its own process group, stopped at the end whatever happens; every
+wait has a deadline so the test cannot hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tiny_project
+
+from varnet.cli import main as varnet_main
+
+pytestmark = pytest.mark.timeout(300)
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+START_DEADLINE_S = 150
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, body: bytes, timeout: float = 60) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def request_body(frame: pd.DataFrame, level: str = "star") -> bytes:
+    """The documented request: pandas 'split' orientation plus the predict params."""
+    split = frame.to_dict(orient="split", index=False)
+    return json.dumps({"dataframe_split": split, "params": {"level": level}}).encode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tiny_project.registered_project(tmp_path_factory)
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+           # mlflow starts `uvicorn` from PATH: the virtualenv's, as when it is activated
+           "PATH": os.pathsep.join([str(Path(MLFLOW).parent), os.environ.get("PATH", "")])}
+    log = (root / f"serve-{port}.log").open("w")
+    proc = subprocess.Popen([MLFLOW, "models", "serve", "-m", "models:/varnet@champion",
+                             "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local"],
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while True:
+            assert proc.poll() is None, (root / f"serve-{port}.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the model server did not start in time"
+            time.sleep(1)
+        yield root, url
+    finally:
+        stop(proc)
+        log.close()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the server's own process group (mlflow and its uvicorn child)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def raw_lightcurves() -> pd.DataFrame:
+    """Three stars without periods (Lomb–Scargle) and one too short to score."""
+    _, lc = tiny_project.survey(stars_per_class=1)
+    lc = lc[lc["id"].isin(["rrab0", "m0", "var0"])]
+    short = tiny_project.star_lightcurve("short", 0.5, 10, 7)
+    return pd.concat([lc, short], ignore_index=True)[["id", "time", "mag", "err", "band"]]
+
+
+def test_http_answers_equal_varnet_score(server, tmp_path):
+    root, url = server
+    lc = raw_lightcurves()
+    lc.to_csv(tmp_path / "lc.csv", index=False)
+    with tiny_project.inside(root):
+        assert varnet_main(["score", str(tmp_path / "lc.csv"), "-o",
+                            str(tmp_path / "scores.csv")]) == 0
+    expected = pd.read_csv(tmp_path / "scores.csv", dtype={"id": str})
+
+    status, answer = post(f"{url}/invocations", request_body(lc))
+    assert status == 200, answer
+    served = pd.DataFrame(answer["predictions"])
+    assert served["id"].tolist() == expected["id"].tolist() == ["m0", "rrab0", "var0", "short"]
+    assert served["class"].iloc[:3].tolist() == expected["class"].iloc[:3].tolist()
+    numeric = [c for c in expected.columns if c.startswith(("prob_", "energy")) or c == "period"]
+    np.testing.assert_allclose(served[numeric].to_numpy(float), expected[numeric].to_numpy(float),
+                               rtol=1e-5, equal_nan=True)
+    for column in ("novel_p80", "novel_p95", "n_sequences", "n_points", "period_source"):
+        assert served[column].tolist() == expected[column].tolist(), column
+    assert (served["period_source"].iloc[:3] == "lomb-scargle").all()
+    assert "fewer than 20 good points" in served["note"].iloc[3]
+
+    status, answer = post(f"{url}/invocations", request_body(lc[lc["id"] == "m0"],
+                                                             level="sequence"))
+    assert status == 200 and pd.DataFrame(answer["predictions"])["sequence"].tolist() == [0, 1]
+
+
+def test_malformed_requests_get_json_errors_and_the_server_survives(server):
+    _, url = server
+    lc = raw_lightcurves()
+    bad_requests = {
+        "missing column": request_body(lc.drop(columns="err")),
+        "not JSON": b"{this is not json",
+        "no rows": request_body(lc.iloc[:0]),
+        "unknown level": request_body(lc, level="galaxy"),
+    }
+    for what, body in bad_requests.items():
+        status, answer = post(f"{url}/invocations", body)
+        assert 400 <= status < 500, (what, status, answer)
+        assert answer.get("error_code") and answer.get("message"), (what, answer)
+    status, answer = post(f"{url}/invocations", request_body(lc.iloc[:3].assign(mag=np.nan)))
+    assert status == 200 and "fewer than" in answer["predictions"][0]["note"]  # NaN points
+    status, answer = post(f"{url}/invocations", request_body(lc))
+    assert status == 200 and len(answer["predictions"]) == 4  # still serving

@@ -1,0 +1,196 @@
+"""`varnet train`: artefacts, MLflow run, resume after an interruption, CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from varnet import cli, io, schema, taxonomy
+from varnet.inference import Scorer
+from varnet.train import train_variant
+
+T = 20
+CLASSES_USED = (2, 5, 7)  # ECL, RRAB, SR: enough for a split, quick to learn
+
+
+def tiny_sequences(seed: int = 0, per_class: int = 24, n_novel: int = 12):
+    """SEQUENCE_ARRAYS for three shapes (sine, sawtooth, double sine) plus random-walk novels."""
+    rng = np.random.default_rng(seed)
+    shapes = {2: lambda p: np.sin(2 * np.pi * p), 5: lambda p: 2 * p - 1,
+              7: lambda p: np.cos(4 * np.pi * p)}
+    log_periods = {2: -0.3, 5: -0.2, 7: 1.8}
+    rows = []
+    for k in CLASSES_USED:
+        for i in range(per_class):
+            phase = np.sort(rng.uniform(0, 1, T))
+            rows.append((shapes[k](phase) + rng.normal(0, 0.1, T), phase, k, f"{k}-{i // 2}",
+                         log_periods[k] + rng.normal(0, 0.05)))
+    for i in range(n_novel):
+        phase = np.sort(rng.uniform(0, 1, T))
+        rows.append((np.cumsum(rng.normal(size=T)), phase, -1, f"var-{i}", rng.uniform(-1, 2)))
+    mags, phases, labels, stars, log_p = map(np.asarray, zip(*rows, strict=True))
+    lag = np.diff(phases, axis=1, append=phases[:, -1:]) * 10 ** log_p[:, None]
+    norm = (mags - mags.mean(1, keepdims=True)) / mags.std(1, keepdims=True)
+    n = len(labels)
+    phot = np.c_[labels + rng.normal(0, 0.1, n), rng.normal(size=n), rng.normal(size=n)]
+    phot[::6, 0] = np.nan
+    return {"X": np.stack([lag, norm], -1).astype(np.float32),
+            "weight": rng.uniform(0.5, 2.0, (n, T)).astype(np.float32),
+            "aux": np.c_[rng.normal(13, 1, n), rng.uniform(0.1, 1, n), log_p].astype(np.float32),
+            "phot": phot.astype(np.float32), "label": labels.astype(np.int16),
+            "star_id": stars.astype(str), "band": np.full(n, "V"), "period": 10 ** log_p,
+            "classes": np.asarray(taxonomy.CLASSES)}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> dict:
+    """A project directory with tiny sequences and a split, MLflow redirected into it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    arrays = tiny_sequences()
+    io.write_npz(schema.SEQUENCES_FILE, **arrays)
+    known = np.flatnonzero(arrays["label"] >= 0)
+    valid = known[::4]
+    io.write_npz(schema.SPLIT_FILE, train=np.setdiff1d(known, valid), valid=valid,
+                 novel=np.flatnonzero(arrays["label"] < 0))
+    params = {
+        "model": {"embedding": 4, "gru_units": 4},
+        "train": {"epochs": 3, "estimation_epochs": 2, "batch_size": 16, "learning_rate": 1e-2,
+                  "variants": {"joint": {"mode": "joint"},
+                               "sequential-phot": {"mode": "sequential", "photometric": True}}},
+        "evaluate": {"percentiles": [80, 95]},
+        "mlflow": {"experiment": "varnet-test", "registered_model": "varnet-test"},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return params
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stands in for a kill: raises after a given (global) epoch has been checkpointed."""
+
+    def __init__(self, after_epochs: int):
+        super().__init__()
+        self.after_epochs = after_epochs
+        self.seen = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen += 1
+        if self.seen == self.after_epochs:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def run_info(run_id: str):
+    return mlflow.MlflowClient().get_run(run_id)
+
+
+def test_joint_writes_its_artefacts_and_a_registered_run(project):
+    register = importlib.util.find_spec("varnet.pyfunc") is not None
+    out = Path("models/joint")
+    result = train_variant("joint", project, out, register=register)
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model.keras", "gmm.npz", "thresholds.json", "predictions.npz", "history.csv",
+         "variant.json", "run.json"])  # no checkpoint or staging left behind
+    pred = io.read_npz(out / "predictions.npz")
+    split = io.read_npz(schema.SPLIT_FILE)
+    assert list(np.unique(pred["subset"])) == ["novel", "train", "valid"]
+    np.testing.assert_array_equal(np.sort(pred["index"]),
+                                  np.sort(np.r_[split["train"], split["valid"], split["novel"]]))
+    assert pred["gamma"].shape == (len(pred["index"]), len(taxonomy.CLASSES))
+    assert pred["features"].shape[1] == 4 + 5 and pred["embedding"].shape[1] == 4
+    assert pred["energy"].dtype == np.float64 and np.isfinite(pred["energy"]).all()
+    np.testing.assert_array_equal(pred["label"][pred["subset"] == "novel"], -1)
+
+    gmm = io.read_npz(out / "gmm.npz")
+    assert gmm["sigma"].shape == (8, 9, 9) and gmm["sigma"].dtype == np.float64
+    thresholds = io.read_json(out / "thresholds.json")
+    train_energy = pred["energy"][pred["subset"] == "train"]
+    assert thresholds["80"] == pytest.approx(np.percentile(train_energy, 80))
+    assert thresholds["80"] < thresholds["95"]
+
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2]
+    assert {"ae_loss", "ce_loss", "energy_loss", "val_accuracy", "time_s"} <= set(history)
+
+    # the saved model + frozen GMM reproduce the stored predictions
+    scorer = Scorer.load(out)
+    arrays = io.read_npz(schema.SEQUENCES_FILE)
+    rows = pred["subset"] == "valid"
+    scored = scorer.predict(arrays["X"][pred["index"][rows]], arrays["aux"][pred["index"][rows]])
+    np.testing.assert_allclose(scored["energy"], pred["energy"][rows], rtol=1e-5)
+
+    run = run_info(result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.embedding"] == "4"
+    assert run.data.params["variant"] == "joint"
+    assert "valid_accuracy" in run.data.metrics and "novelty_auroc" in run.data.metrics
+    assert run.data.metrics["threshold_p95"] == pytest.approx(thresholds["95"])
+    assert sum(run.data.metrics[f"phi_{c}"] for c in taxonomy.CLASSES) == pytest.approx(1.0)
+    assert run.data.tags["data.data/processed/sequences.npz"]
+    assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 3
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"gmm.npz", "thresholds.json", "history.csv", "figures"} <= artifacts
+    run_json = io.read_json(out / "run.json")
+    assert run_json["run_id"] == result["run_id"]
+    if register:
+        assert run_json["version"] == "1"
+        assert mlflow.MlflowClient().get_model_version("varnet-test", "1").run_id == \
+            result["run_id"]
+
+
+def test_interrupted_sequential_training_resumes_in_the_same_run(project):
+    out = Path("models/sequential-phot")
+    with pytest.raises(KeyboardInterrupt):  # stop after the first estimation-phase epoch
+        train_variant("sequential-phot", project, out, callbacks=[Interrupt(4)], register=False)
+    state = io.read_json(out / "checkpoint" / "state.json")
+    assert state["epoch"] == 3 and state["phase"] == 1
+    first_run = state["run_id"]
+    assert run_info(first_run).info.status != "RUNNING"
+
+    counter = Interrupt(after_epochs=-1)
+    result = train_variant("sequential-phot", project, out, callbacks=[counter], register=False)
+    assert counter.seen == 1  # only the one missing estimation epoch was trained
+    assert result["run_id"] == first_run
+    assert run_info(first_run).info.status == "FINISHED"
+    assert not (out / "checkpoint").exists()
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2, 3, 4]
+    assert list(history["phase"]) == ["autoencoder"] * 3 + ["estimation"] * 2
+    assert history["ae_loss"].iloc[:3].notna().all() and history["ae_loss"].iloc[3:].isna().all()
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first_run, "loss")]
+    assert sorted(steps) == [0, 1, 2, 3, 4]
+    pred = io.read_npz(out / "predictions.npz")
+    assert pred["features"].shape[1] == 4 + 5 + 3
+
+
+def test_changed_params_start_over_and_close_the_old_run(project):
+    out = Path("models/joint")
+    with pytest.raises(KeyboardInterrupt):
+        train_variant("joint", project, out, callbacks=[Interrupt(1)], register=False)
+    old_run = io.read_json(out / "checkpoint" / "state.json")["run_id"]
+    mlflow.MlflowClient().update_run(old_run, status="RUNNING")  # as after a SIGKILL
+    project["train"]["lambda_energy"] = 0.01
+    project["train"]["epochs"] = 1
+    result = train_variant("joint", project, out, register=False)
+    assert result["run_id"] != old_run
+    assert run_info(old_run).info.status == "FAILED"
+    assert run_info(result["run_id"]).info.status == "FINISHED"
+
+
+def test_cli_help_and_unknown_variant(project, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--help"])
+    assert exc.value.code == 0
+    help_text = capsys.readouterr().out
+    for phrase in ("sequential", "joint-phot", "checkpoint", "configs/paper-gpu.yaml",
+                   "dvc exp run"):
+        assert phrase in help_text
+    assert cli.main(["train", "nope"]) == 2
+    assert "unknown variant 'nope'" in capsys.readouterr().err
