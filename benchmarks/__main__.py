@@ -26,7 +26,7 @@ from benchmarks import common
 BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy")
 TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
 """The time-to-accuracy run uses the fast CPU settings (see that file), capped at TTA_EPOCHS."""
-TTA_EPOCHS = 60
+TTA_EPOCHS = 40
 
 
 def run_one(name: str, quick: bool, out: Path) -> dict:

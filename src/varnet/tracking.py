@@ -10,10 +10,12 @@ any stage finds the same store. ``MLFLOW_TRACKING_URI`` in the environment wins 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,13 +64,28 @@ def configure(params: dict[str, Any]) -> MlflowConfig:
     cfg = section(MlflowConfig, "mlflow", params)
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        try:
+    with _store_lock(uri):
+        if mlflow.get_experiment_by_name(cfg.experiment) is None:
             mlflow.create_experiment(cfg.experiment, artifact_location=artifact_uri(cfg, uri))
-        except mlflow.exceptions.MlflowException:
-            pass  # created meanwhile by a concurrent stage
     mlflow.set_experiment(cfg.experiment)
     return cfg
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise the first access to a sqlite store across processes: MLflow creates a new
+    database by running its schema migrations, and two processes migrating the same new file
+    at once (parallel stages, tune workers) leave it broken."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock_file = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    with open(lock_file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def git_commit() -> str | None:

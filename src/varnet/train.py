@@ -93,9 +93,9 @@ class TrainConfig:
     """params.yaml ``train``."""
 
     lambda_energy: float = 1.0e-3
-    learning_rate: float = 2.0e-3
-    batch_size: int = 256
-    epochs: int = 30
+    learning_rate: float = 5.0e-3
+    batch_size: int = 64
+    epochs: int = 20
     estimation_epochs: int = 60
     lr_schedule: str = "constant"
     early_stopping_patience: int = 0
@@ -267,6 +267,14 @@ def _fail_run(run_id: str | None, reason: str) -> None:
             client.set_terminated(run_id, "FAILED")
     except mlflow.exceptions.MlflowException:
         pass  # the run is gone (store reset): nothing to close
+
+
+def _run_exists(run_id: str) -> bool:
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
 
 
 # --- the epoch loop ---------------------------------------------------------------------------
@@ -493,6 +501,9 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
         checkpoint.restore_network(state, network)
         print(f"varnet train {name}: resuming after epoch {state['epoch']} "
               f"(MLflow run {state['run_id']})")
+        if not _run_exists(state["run_id"]):
+            print(f"varnet train {name}: run {state.pop('run_id')} is gone from the tracking "
+                  "store; continuing in a new run")
     else:
         state = {"phase": 0, "phase_epochs": 0, "epoch": -1, "offset": 0, "best": None,
                  "wait": 0, "stopped": False, "history": []}

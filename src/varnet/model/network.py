@@ -47,7 +47,7 @@ class ModelConfig:
     """params.yaml ``model``: the architecture (docs/model.md)."""
 
     embedding: int = 16
-    gru_units: int = 32
+    gru_units: int = 16
     gru_layers: int = 2
     dropout: float = 0.25
     estimation_dropout: float = 0.5
