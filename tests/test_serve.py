@@ -118,8 +118,9 @@ def test_http_answers_equal_varnet_score(server, tmp_path):
     assert served["id"].tolist() == expected["id"].tolist() == ["m0", "rrab0", "var0", "short"]
     assert served["class"].iloc[:3].tolist() == expected["class"].iloc[:3].tolist()
     numeric = [c for c in expected.columns if c.startswith(("prob_", "energy")) or c == "period"]
+    # equal up to float32 rounding of the network (batches are composed differently)
     np.testing.assert_allclose(served[numeric].to_numpy(float), expected[numeric].to_numpy(float),
-                               rtol=1e-5, equal_nan=True)
+                               rtol=1e-5, atol=1e-4, equal_nan=True)
     for column in ("novel_p80", "novel_p95", "n_sequences", "n_points", "period_source"):
         assert served[column].tolist() == expected[column].tolist(), column
     assert (served["period_source"].iloc[:3] == "lomb-scargle").all()

@@ -83,6 +83,7 @@ def inside(root: Path):
     old_cwd, old_uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
     forget_mlflow_state()
     os.chdir(root)
+    (root / "mlruns").mkdir(exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     try:
         yield

@@ -14,7 +14,8 @@ period_source = lomb-scargle in the output.
 Output (CSV or parquet by the suffix, written atomically): one row per star (--level star) or per
 sequence (--level sequence): id, [sequence], class, prob_<CLASS>..., energy, energy_<CLASS>...,
 novel_p80, novel_p95, period, period_source, n_sequences. The numbers are what the model's
-`predict` returns, so they equal the HTTP answers of `mlflow models serve` on the same model.
+`predict` returns, so they equal (up to float32 rounding) the HTTP answers of
+`mlflow models serve` on the same model.
 Stars that cannot be scored (too few good epochs for one sequence, no period found) get a row
 with an empty class and a `note` saying why.
 

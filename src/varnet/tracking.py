@@ -38,9 +38,7 @@ def tracking_uri(cfg: MlflowConfig) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        db = Path(uri[len(prefix):]).resolve()
-        db.parent.mkdir(parents=True, exist_ok=True)
-        uri = prefix + str(db)
+        uri = prefix + str(Path(uri[len(prefix):]).resolve())
     return uri
 
 
@@ -80,6 +78,7 @@ def _store_lock(uri: str) -> Iterator[None]:
         yield
         return
     lock_file = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
