@@ -31,3 +31,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_mlflow_experiment(monkeypatch):
+    """MLflow remembers the active experiment in MLFLOW_EXPERIMENT_ID; a test that tracks into
+    its own store must not hand that id to the next test's store."""
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
