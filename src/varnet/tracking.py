@@ -37,8 +37,10 @@ def tracking_uri(cfg: MlflowConfig) -> str:
     """$MLFLOW_TRACKING_URI, else params' URI with a relative sqlite path made absolute."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        uri = prefix + str(Path(uri[len(prefix):]).resolve())
+    if uri.startswith(prefix):
+        database = Path(uri[len(prefix):]).resolve()
+        database.parent.mkdir(parents=True, exist_ok=True)  # sqlite won't create its folder
+        uri = prefix + str(database)
     return uri
 
 
