@@ -6,7 +6,7 @@ scratch project under $VARNET_BENCH_DIR (default /tmp/varnet-bench/<survey>):
     .venv/bin/python -m benchmarks.real_surveys eros1-lmc
     .venv/bin/python -m benchmarks.real_surveys sdss-s82
     .venv/bin/python -m benchmarks.real_surveys gaia-dr3                 # catalog periods only
-    .venv/bin/python -m benchmarks.real_surveys gaia-dr3 --ls-periods    # + Lomb-Scargle ones
+    .venv/bin/python -m benchmarks.real_surveys gaia-dr3 --ls-periods --ls-per-class 60
 
 Pipeline, in process: the survey overlay configs/surveys/<survey>.yaml over params.yaml, with
 the class mapping below (SURVEYS); `load_survey` (the snapshot), `apply_cuts`,
@@ -100,8 +100,13 @@ def survey_params(survey: str, budget: dict | None = None) -> dict[str, Any]:
     return params
 
 
-def lomb_scargle_periods(catalog, lightcurves, cache: Path, sentinel_mag: float):
-    """Periods for the stars without one, from varnet.periods (cached: one search per star)."""
+def lomb_scargle_periods(catalog, lightcurves, cache: Path, sentinel_mag: float,
+                         per_class: int | None = None):
+    """Periods for the stars without one, from varnet.periods (cached: one search per star).
+
+    ``per_class`` limits the search to the first that many such stars of each class, in catalog
+    order (a deterministic subsample); the others keep no period and the period cut drops them.
+    """
     import pandas as pd
 
     from varnet.errors import VarnetError
@@ -109,7 +114,10 @@ def lomb_scargle_periods(catalog, lightcurves, cache: Path, sentinel_mag: float)
 
     found = (pd.read_csv(cache, dtype={"id": str}).set_index("id")["period"]
              if cache.is_file() else pd.Series(dtype=float))
-    missing = catalog.loc[catalog["period"].isna(), "id"]
+    without = catalog[catalog["period"].isna()]
+    if per_class is not None:
+        without = without.groupby(without["superclass"].fillna(""), sort=False).head(per_class)
+    missing = without["id"]
     todo = [s for s in missing if s not in found.index]
     if todo:
         good = lightcurves[(lightcurves["mag"] < sentinel_mag) & lightcurves["id"].isin(todo)]
@@ -130,7 +138,7 @@ def lomb_scargle_periods(catalog, lightcurves, cache: Path, sentinel_mag: float)
         _append(cache, rows)
         found = pd.read_csv(cache, dtype={"id": str}).set_index("id")["period"]
     catalog = catalog.copy()
-    filled = catalog["period"].isna()
+    filled = catalog["period"].isna() & catalog["id"].isin(missing)
     catalog.loc[filled, "period"] = catalog.loc[filled, "id"].map(found).to_numpy()
     return catalog, int(filled.sum())
 
@@ -146,7 +154,8 @@ def _append(cache: Path, rows: list[tuple[str, float]]) -> None:
         handle.writelines(f"{star},{period!r}\n" for star, period in rows)
 
 
-def prepare(survey: str, params: dict, workdir: Path, ls_periods: bool) -> dict[str, Any]:
+def prepare(survey: str, params: dict, workdir: Path, ls_periods: bool,
+            ls_per_class: int | None = None) -> dict[str, Any]:
     """Snapshot, cuts and sequences of ``survey`` in process; sequences.npz under workdir."""
     from varnet import io, schema
     from varnet.config import section
@@ -162,7 +171,7 @@ def prepare(survey: str, params: dict, workdir: Path, ls_periods: bool) -> dict[
     if ls_periods:
         catalog, n_ls = lomb_scargle_periods(catalog, lightcurves,
                                              workdir / "lomb_scargle_periods.csv",
-                                             cuts.sentinel_mag)
+                                             cuts.sentinel_mag, ls_per_class)
     result = apply_cuts(catalog, lightcurves, cuts, progress=False)
     seq = section(SequencesParams, "sequences", params)
     arrays, _ = build_sequences(result.catalog, result.lightcurves, seq.length, seq.bands)
@@ -364,7 +373,8 @@ def update_docs(survey: str, text: str, path: Path = DOCS) -> None:
 
 
 def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
-        novelty: bool = True, quick: bool = False) -> dict[str, Any]:
+        novelty: bool = True, quick: bool = False, ls_per_class: int | None = None
+        ) -> dict[str, Any]:
     from varnet import io, schema
 
     budget = json.loads(json.dumps(RUN_BUDGET))
@@ -378,7 +388,7 @@ def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
     workdir = common.WORK_DIR / (survey + ("-ls" if ls_periods else ""))
     started = time.perf_counter()
     machine = common.machine()
-    data = prepare(survey, params, workdir, ls_periods)
+    data = prepare(survey, params, workdir, ls_periods, ls_per_class)
     arrays = io.read_npz(workdir / schema.SEQUENCES_FILE)
     arrays, data["dropped_classes"] = _usable(arrays)
     result = {"benchmark": "real_surveys", "survey": survey, "ls_periods": ls_periods,
@@ -388,6 +398,7 @@ def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
     result["total_s"] = round(time.perf_counter() - started, 1)
     result["command"] = ("python -m benchmarks.real_surveys " + survey
                          + (" --ls-periods" if ls_periods else "")
+                         + (f" --ls-per-class {ls_per_class}" if ls_per_class else "")
                          + (f" --epochs {epochs}" if epochs else ""))
     result["load_after"] = common.load()
     return result
@@ -398,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("survey", choices=sorted(SURVEYS))
     parser.add_argument("--ls-periods", action="store_true",
                         help="fill missing catalog periods with varnet.periods (Lomb-Scargle)")
+    parser.add_argument("--ls-per-class", type=int, default=None, metavar="N",
+                        help="with --ls-periods: search only the first N stars without a "
+                             "period of each class (catalog order)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs per run (default {RUN_BUDGET['train']['epochs']})")
     parser.add_argument("--no-novelty", action="store_true",
@@ -405,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/results.md")
     parser.add_argument("--quick", action="store_true", help="1 epoch per run (a smoke test)")
     args = parser.parse_args(argv)
-    result = run(args.survey, args.ls_periods, args.epochs, not args.no_novelty, args.quick)
+    result = run(args.survey, args.ls_periods, args.epochs, not args.no_novelty, args.quick,
+                 args.ls_per_class)
     result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
     stem = f"real-{args.survey}" + ("-ls" if args.ls_periods else "")
     common.write_json(result, common.RESULTS_DIR / f"{stem}.json")

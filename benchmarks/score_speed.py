@@ -13,7 +13,7 @@ and the network, the first call (graph tracing, once per process) apart, and the
 forward GFLOP/s as a fraction of the matmul ceiling measured in the same process. Stars without
 a catalog period get a Lomb-Scargle period (varnet.periods); that rate is measured apart.
 
-    .venv/bin/python -m benchmarks.score_speed          # 2,000 stars (~3,300 sequences)
+    .venv/bin/python -m benchmarks.score_speed          # 2,000 stars (~3,400 sequences)
     .venv/bin/python -m benchmarks.score_speed --quick
 """
 
@@ -31,7 +31,7 @@ from benchmarks import common
 from benchmarks.preprocess import simulate_frames
 
 STARS = 2000
-LOMB_SCARGLE_STARS = 40
+LOMB_SCARGLE_STARS = 10
 REPEATS = 2
 
 

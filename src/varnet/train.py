@@ -29,7 +29,7 @@ that. The checkpoint is deleted when the variant is complete.
 Paper-scale profile (GRU 96, batch 2000, lr 2e-4, 2000 epochs; a GPU, ~half a day):
   varnet train joint --profile configs/paper-gpu.yaml
   dvc exp run -S model.gru_units=96 -S train.batch_size=2000 -S train.learning_rate=2e-4 \\
-      -S train.epochs=2000 -S train.estimation_epochs=250
+      -S train.epochs=2000 -S train.estimation_epochs=250 -S train.deterministic=false
 
 Examples:
   varnet train joint                       # one variant (what `dvc repro` runs per variant)
