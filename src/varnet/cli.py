@@ -15,7 +15,7 @@ import sys
 from varnet.errors import VarnetError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "snapshot": ("varnet.surveys.snapshot", "write a survey snapshot to data/raw/<name>/ (parquet)"),
+    "snapshot": ("varnet.surveys.snapshot", "write a survey snapshot to data/raw/<name>/"),
     "validate": ("varnet.validate", "apply the paper's cuts, validate with Great Expectations"),
     "sequences": ("varnet.sequences", "cut light curves into folded, normalised n-point sequences"),
     "split": ("varnet.split", "split sequences into train/valid (grouped by star or not)"),
@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": ("varnet.baseline", "random-forest baseline on the learned embeddings"),
     "sweep": ("varnet.sweep", "summarise an embedding-size sweep of DVC experiments"),
     "tune": ("varnet.tune", "Optuna study over lambda and the embedding size"),
-    "promote": ("varnet.registry", "move the champion alias to a registered version if it is better"),
+    "promote": ("varnet.registry", "move the champion alias to a better registered version"),
     "score": ("varnet.score", "classify light curves and flag novel stars with a registered model"),
 }
 

@@ -47,7 +47,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def _read_one(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise VarnetError(f"{path}: params file not found (run from the project root or pass --params)")
+        raise VarnetError(f"{path}: params file not found "
+                          "(run from the project root or pass --params)")
     try:
         params = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
