@@ -31,15 +31,16 @@ def load_params(paths: str | os.PathLike | list[str | os.PathLike] = DEFAULT_PAR
         return _read_one(Path(paths))
     merged: dict[str, Any] = {}
     for path in paths:
-        merged = _deep_merge(merged, _read_one(Path(path)))
+        merged = deep_merge(merged, _read_one(Path(path)))
     return merged
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` merged over ``base``: mappings merge key by key, anything else replaces."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged

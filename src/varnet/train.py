@@ -56,12 +56,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-import yaml
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 
 from varnet import io, schema, taxonomy, tracking
-from varnet.config import as_dict, from_dict, section
+from varnet.config import as_dict, deep_merge, from_dict, load_params, section
 from varnet.errors import VarnetError
 from varnet.inference import predict
 from varnet.model import DualTrainer, ModelConfig, build_network, feature_names, gmm
@@ -609,22 +608,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output directory (default: models/<variant>)")
 
 
-def merge(base: dict, overlay: dict) -> dict:
-    """``overlay`` deep-merged over ``base`` (mappings merge, anything else replaces)."""
-    merged = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
     if args.profile is not None:
         if not args.profile.is_file():
             raise VarnetError(f"{args.profile}: profile not found")
-        params = merge(params, yaml.safe_load(args.profile.read_text()) or {})
+        params = deep_merge(params, load_params(args.profile))
     out_dir = args.out or schema.MODELS_DIR / args.variant
     resolve(args.variant, params)  # a bad variant name fails before any work
     result = train_variant(args.variant, params, out_dir, register=not args.no_register,
