@@ -56,12 +56,16 @@ def _f(value, digits: int = 1) -> str:
 
 def markdown(results: dict) -> str:
     machine = results["machine"]
+    runs = "; ".join(
+        f"{name} {results[name]['machine']['date'][11:16]} ({results[name]['wall_s'] / 60:.0f} "
+        f"min, load {results[name]['machine']['load_average'][0]} at its start)"
+        for name in BENCHMARKS)
     lines = [
-        f"Measured {machine['date']} on {machine['cpu']}, {machine['cores']} cores, "
-        f"{machine['memory_gib']} GiB; load average {machine['load_average'][0]} at the start, "
-        f"{results['load_end']} at the end (2 = both cores busy); TensorFlow "
-        f"{machine['versions'].get('tensorflow')}, commit {machine['git_commit']}. "
-        f"Command: `{results['command']}` ({results['total_s'] / 60:.0f} min).",
+        f"Measured {machine['date'][:10]} on {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gib']} GiB, TensorFlow {machine['versions'].get('tensorflow')}, "
+        f"commit {machine['git_commit']}, by `python -m benchmarks` (each part also runs alone "
+        f"as `python -m benchmarks.<part>`). Parts, UTC: {runs}. Load average: 2 = both cores "
+        "busy.",
         "",
     ]
     pre = results["preprocess"]
@@ -165,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smallest sizes (a smoke test)")
     parser.add_argument("--docs", action="store_true",
                         help="replace the benchmark section of docs/results.md")
-    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS),
-                        help="run these; the others are read from the last bench.json")
+    parser.add_argument("--only", nargs="*", choices=BENCHMARKS, default=list(BENCHMARKS),
+                        help="run these; the others are read from the last bench.json "
+                             "(--only with no name re-renders bench.md from bench.json)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     out_dir = common.RESULTS_DIR
@@ -174,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = out_dir / "bench.json"
     results = json.loads(previous.read_text()) if previous.is_file() else {}
     results["machine"] = common.machine()
-    print("[bench] preparing the default survey ...", flush=True)
-    common.default_survey()
+    if args.only:
+        print("[bench] preparing the default survey ...", flush=True)
+        common.default_survey()
     for name in args.only:
         results[name] = run_one(name, args.quick, out_dir / f"{name}.json")
     missing = [n for n in BENCHMARKS if n not in results]
