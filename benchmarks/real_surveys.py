@@ -200,30 +200,6 @@ def _usable(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[
 
 # --- runs -------------------------------------------------------------------------------------
 
-PLACEHOLDER = "__placeholder-novel__"
-
-
-def _with_placeholder_novel(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A copy of the first sequence appended as a novel one, dropped again from the results.
-
-    Works around `varnet.train.load_data` failing on an empty novel set (its finiteness check
-    reshapes a (0, T, 2) array with -1); novel sequences are never trained on, so the copy
-    changes nothing but the (unused) novelty metrics of the classification runs.
-    """
-    n = len(arrays["label"])
-    out = {}
-    for key, value in arrays.items():
-        if value.shape[:1] == (n,) and key != "classes":
-            extra = value[:1].copy()
-            if key == "label":
-                extra[:] = -1
-            elif key == "star_id":
-                extra = np.asarray([PLACEHOLDER])
-            value = np.concatenate([value, extra.astype(value.dtype)])
-        out[key] = value
-    return out
-
-
 def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label: np.ndarray,
               fold: int, name: str) -> dict[str, np.ndarray]:
     """Sequences with these labels (-1 = novel), one split, one joint training; the valid and
@@ -233,8 +209,6 @@ def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label:
     from varnet.train import train_variant
 
     arrays = {**arrays, "label": label}
-    if not (label < 0).any():
-        arrays = _with_placeholder_novel(arrays)
     io.write_npz(workdir / schema.SEQUENCES_FILE, **arrays)
     indices = split_indices(arrays["label"], arrays["star_id"], by="star", n_splits=N_FOLDS,
                             fold=fold, seed=params["split"]["seed"])
@@ -243,7 +217,7 @@ def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label:
     with common.project_dir(workdir):
         train_variant("joint", params, workdir / "models" / name, register=False, restart=True)
     predictions = io.read_npz(workdir / "models" / name / "predictions.npz")
-    keep = (predictions["subset"] != "train") & (predictions["star_id"] != PLACEHOLDER)
+    keep = predictions["subset"] != "train"
     out = {k: v[keep] for k, v in predictions.items()}
     out["seconds"] = time.perf_counter() - started
     print(f"  {name}: {time.perf_counter() - started:.0f} s", flush=True)

@@ -14,7 +14,7 @@ import yaml
 
 from varnet import cli, io, schema, taxonomy
 from varnet.inference import Scorer
-from varnet.train import train_variant
+from varnet.train import load_data, train_variant
 
 T = 20
 CLASSES_USED = (2, 5, 7)  # ECL, RRAB, SR: enough for a split, quick to learn
@@ -125,6 +125,8 @@ def test_joint_writes_its_artefacts_and_a_registered_run(project):
     rows = pred["subset"] == "valid"
     scored = scorer.predict(arrays["X"][pred["index"][rows]], arrays["aux"][pred["index"][rows]])
     np.testing.assert_allclose(scored["energy"], pred["energy"][rows], rtol=1e-5)
+    empty = scorer.predict(arrays["X"][:0], arrays["aux"][:0])
+    assert empty["gamma"].shape == (0, len(taxonomy.CLASSES)) and empty["energy"].shape == (0,)
 
     run = run_info(result["run_id"])
     assert run.info.status == "FINISHED"
@@ -182,6 +184,19 @@ def test_changed_params_start_over_and_close_the_old_run(project):
     assert result["run_id"] != old_run
     assert run_info(old_run).info.status == "FAILED"
     assert run_info(result["run_id"]).info.status == "FINISHED"
+
+
+def test_a_survey_without_novel_sequences_trains(project, tmp_path):
+    """Real surveys mapped onto known classes only (benchmarks/real_surveys.py) have no VAR."""
+    split = io.read_npz(schema.SPLIT_FILE)
+    io.write_npz(schema.SPLIT_FILE, train=split["train"], valid=split["valid"],
+                 novel=np.zeros(0, np.int64))
+    data = load_data(photometric=True)
+    assert len(data["novel"].index) == 0 and data["novel"].inputs["X"].shape[1:] == (T, 2)
+    train_variant("joint", project, tmp_path / "models" / "joint", register=False)
+    pred = io.read_npz(tmp_path / "models" / "joint" / "predictions.npz")
+    assert set(pred["subset"]) == {"train", "valid"}
+    assert np.isfinite(pred["energy"]).all()
 
 
 def test_cli_help_and_unknown_variant(project, capsys):

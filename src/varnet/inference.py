@@ -34,11 +34,18 @@ def predict(network: keras.Model, inputs: dict[str, np.ndarray], batch_size: int
     """The network's outputs in inference mode (dropout off), in batches, as NumPy arrays.
 
     Array slices through the model's cached predict function: no tf.data pipeline, which
-    ``Model.predict`` builds (and logs about) on every call.
+    ``Model.predict`` builds (and logs about) on every call. Every slice is zero-padded to
+    ``batch_size`` rows, so requests of any size reuse one traced graph (tracing the GRU loops
+    costs seconds; a step is overhead-bound, so the padding rows are nearly free).
     """
     n = len(next(iter(inputs.values())))
-    parts = [network.predict_on_batch({k: v[start:start + batch_size] for k, v in inputs.items()})
-             for start in range(0, n, batch_size)]
+    parts = []
+    for start in range(0, max(n, 1), batch_size):  # no rows: one padded call gives the shapes
+        chunk = {k: v[start:start + batch_size] for k, v in inputs.items()}
+        rows = len(next(iter(chunk.values())))
+        padded = {k: np.concatenate([v, np.zeros((batch_size - rows, *v.shape[1:]), v.dtype)])
+                  for k, v in chunk.items()}
+        parts.append({k: v[:rows] for k, v in network.predict_on_batch(padded).items()})
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
@@ -85,10 +92,7 @@ class Scorer:
         Returns gamma (N, K), energy (N,), class_energy (N, K), embedding (N, m),
         features (N, l) = the GMM input z.
         """
-        inputs = self._inputs(X, aux, phot)
-        if len(inputs["X"]) == 0:
-            return self._empty()
-        out = predict(self.network, inputs, batch_size)
+        out = predict(self.network, self._inputs(X, aux, phot), batch_size)
         energy, class_energy = gmm.energy_numpy(out["features"], self.gmm, out["observed"])
         return {"gamma": out["gamma"], "energy": energy, "class_energy": class_energy,
                 "embedding": out["embedding"], "features": out["features"]}
@@ -106,11 +110,3 @@ class Scorer:
                 raise VarnetError(f"expected phot (N, 3), got {phot.shape}")
             inputs["phot"] = phot
         return inputs
-
-    def _empty(self) -> dict[str, np.ndarray]:
-        k = len(self.classes)
-        m = int(self.network.get_layer("encoder").output.shape[-1])
-        dim = int(self.gmm["mu"].shape[1])
-        return {"gamma": np.zeros((0, k), np.float32), "energy": np.zeros(0),
-                "class_energy": np.zeros((0, k)), "embedding": np.zeros((0, m), np.float32),
-                "features": np.zeros((0, dim), np.float32)}

@@ -79,8 +79,7 @@ def _store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    lock_file = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = Path(uri[len("sqlite:///"):]).with_suffix(".lock")  # folder made by tracking_uri
     with open(lock_file, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

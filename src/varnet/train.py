@@ -92,9 +92,9 @@ class TrainConfig:
     """params.yaml ``train``."""
 
     lambda_energy: float = 1.0e-3
-    learning_rate: float = 5.0e-3
-    batch_size: int = 64
-    epochs: int = 20
+    learning_rate: float = 1.0e-2
+    batch_size: int = 128
+    epochs: int = 25
     estimation_epochs: int = 60
     lr_schedule: str = "constant"
     early_stopping_patience: int = 0
@@ -169,7 +169,8 @@ def _check(subsets: dict[str, Subset], path: Path) -> None:
         raise VarnetError(f"{path}: no training sequences in the split")
     for name, subset in subsets.items():
         for key in ("X", "aux"):
-            bad = ~np.isfinite(subset.inputs[key]).reshape(len(subset.index), -1).all(axis=1)
+            values = subset.inputs[key]
+            bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
             if bad.any():
                 raise VarnetError(f"{path}: {int(bad.sum())} {name} sequence(s) with non-finite "
                                   f"{key}, e.g. star {subset.star_id[bad][0]}")
@@ -368,7 +369,9 @@ class TrainingLoop:
             valid_inputs = _frozen_features(self.network, valid.inputs)
         seed = self.cfg.seed + 1000 * phase + self.state["phase_epochs"]
         train_ds = _dataset(train_inputs, train, self.cfg.batch_size, shuffle_seed=seed)
-        valid_ds = (_dataset(valid_inputs, valid, self.cfg.batch_size, shuffle_seed=None)
+        # validation batches as large as prediction's: fewer steps, a steadier per-batch GMM
+        valid_batch = max(self.cfg.batch_size, PREDICT_BATCH)
+        valid_ds = (_dataset(valid_inputs, valid, valid_batch, shuffle_seed=None)
                     if len(valid.index) else None)
         return train_ds, valid_ds
 
