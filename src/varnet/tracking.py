@@ -2,9 +2,11 @@
 
 The tracking store is sqlite (params ``mlflow.tracking_uri``, default
 ``sqlite:///mlruns/mlflow.db``) with artifacts under ``mlruns/artifacts``; relative paths are
-taken from the current directory (the project root) and made absolute, so a run started from
-any stage finds the same store. ``MLFLOW_TRACKING_URI`` in the environment wins over params
-(tests point it to a temporary directory). Browse with
+taken from the project root and made absolute, so a run started from any stage finds the same
+store. The project root is the current directory, except inside a queued DVC experiment, which
+runs in a copy under ``<project>/.dvc/tmp/exps/``: its runs still belong in the project's
+store. ``MLFLOW_TRACKING_URI`` in the environment wins over params (tests point it to a
+temporary directory). Browse with
 ``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db``.
 """
 
@@ -33,12 +35,22 @@ class MlflowConfig:
     registered_model: str = "varnet"
 
 
+def project_root() -> Path:
+    """The current directory, or the project a queued DVC experiment's temporary copy is in."""
+    cwd = Path.cwd().resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
+
+
 def tracking_uri(cfg: MlflowConfig) -> str:
     """$MLFLOW_TRACKING_URI, else params' URI with a relative sqlite path made absolute."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
     prefix = "sqlite:///"
     if uri.startswith(prefix):
-        database = Path(uri[len(prefix):]).resolve()
+        database = project_root() / uri[len(prefix):]  # an absolute path stays as it is
         database.parent.mkdir(parents=True, exist_ok=True)  # sqlite won't create its folder
         uri = prefix + str(database)
     return uri
@@ -54,7 +66,7 @@ def artifact_uri(cfg: MlflowConfig, uri: str) -> str | None:
     location = cfg.artifact_location
     if "://" in location:
         return location
-    return Path(location).resolve().as_uri()
+    return (project_root() / location).as_uri()
 
 
 def configure(params: dict[str, Any]) -> MlflowConfig:
