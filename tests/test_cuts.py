@@ -221,6 +221,20 @@ def test_null_disables_a_cut_but_it_stays_in_the_table():
     assert "- class prob." in result.flow.table().index
 
 
+def test_a_disabled_residual_cut_fits_no_supersmoother(monkeypatch):
+    """Sparse surveys (EROS-1) switch the cut off; the fits would be most of the stage's time."""
+    import varnet.cuts
+
+    def no_fit(*args):
+        raise AssertionError("supersmoother fitted with the cut off")
+
+    monkeypatch.setattr(varnet.cuts, "supersmoother_residual", no_fit)
+    noisy = star("noisy", "ROT", amplitude=0.0, noise=0.1)
+    result = apply_cuts(*survey(star("ok"), noisy), from_dict(CutsConfig, {"max_ss_resid": None}),
+                        progress=False)
+    assert len(result.catalog) == 2 and result.catalog["ss_resid"].isna().all()
+
+
 def test_epochs_of_ids_missing_from_the_catalog_are_counted():
     catalog, lightcurves = survey(star("ok"))
     stray = star("stray", n=30)[1]

@@ -255,13 +255,16 @@ def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsConfig
         "magnitude": None if cfg.mag_range is None
         else ~var & ~_inside_open(catalog["mean_vmag"].to_numpy(np.float64), cfg.mag_range),
         "epochs": None if cfg.min_epochs is None else n_epochs < cfg.min_epochs,
+        "ss residual": None,  # computed in the loop below when it is a cut
     }
     alive = np.ones(len(catalog), dtype=bool)
+    resid = np.full(len(catalog), np.nan)  # not computed when the cut is off
     removed: dict[str, dict[str, int]] = {}
     for cut in CUTS:
-        if cut == "ss residual":  # the slow one: only for the survivors of the cheap cuts
+        if cut == "ss residual" and cfg.max_ss_resid is not None:
+            # the slow one: only for the survivors of the cheap cuts, and only when it is a cut
             resid = _ss_residuals(catalog, clean, band_of, period, alive, progress)
-            fails[cut] = None if cfg.max_ss_resid is None else ~var & ~(resid <= cfg.max_ss_resid)
+            fails[cut] = ~var & ~(resid <= cfg.max_ss_resid)
         gone = alive & fails[cut] if fails[cut] is not None else np.zeros_like(alive)
         removed[cut] = _count(group[gone])
         alive &= ~gone

@@ -49,7 +49,8 @@ CATALOG_COLUMNS: dict[str, str] = {
 }
 CUT_COLUMNS: dict[str, str] = {
     "n_epochs": "int: good epochs after cleaning in the star's most populated band",
-    "ss_resid": "float: supersmoother RMS residual / std on that band (inf if the fit failed)",
+    "ss_resid": "float: supersmoother RMS residual / std on that band (inf if the fit failed, "
+                "NaN if cuts.max_ss_resid is off)",
 }
 LIGHTCURVE_COLUMNS: dict[str, str] = {
     "id": "str: star id (catalog.id)",
