@@ -183,6 +183,8 @@ def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
     from varnet import sweep
 
     baseline = _exp("a" * 40, "main", 16, _metrics(0.96))
+    other_split = _exp("e" * 40, "by-sequence", 16, _metrics(0.99))
+    other_split["data"]["params"]["params.yaml"]["data"]["split"] = {"by": "sequence"}
     baseline["experiments"] = [
         {"revs": [_exp("b" * 40, "exp-64", 64, _metrics(0.95))], "executor": None,
          "name": "exp-64"},
@@ -190,6 +192,7 @@ def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
          "name": "exp-8"},
         {"revs": [_exp("d" * 40, "exp-32", 32, None)], "name": "exp-32",
          "executor": {"state": "queued", "name": "dvc-task", "local": None}},
+        {"revs": [other_split], "executor": None, "name": "by-sequence"},
     ]
     exp_json = tmp_path / "exps.json"
     exp_json.write_text(json.dumps([_exp("workspace", None, 16, _metrics(0.96)), baseline]))
@@ -203,6 +206,7 @@ def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
                     "| main | 16 | 0.960 / 0.750 / 0.900 |",
                     "| exp-64 | 64 | 0.950 / 0.750 / 0.900 |"]
     assert "- exp-32: queued (model.embedding = 32)" in table
+    assert "- by-sequence: also changes split.by" in table  # not a row: it is another sweep
     assert "exp-8" in capsys.readouterr().out
 
 

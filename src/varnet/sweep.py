@@ -55,13 +55,37 @@ def exp_show_json() -> list[dict]:
     return json.loads(done.stdout)
 
 
-def _states(entries: list[dict], status: str = "success") -> Iterator[tuple[dict, str]]:
-    """Every commit/experiment state in the exp show tree, with its executor state."""
+def _params(state: dict) -> dict:
+    return ((((state.get("data") or {}).get("params") or {}).get(PARAMS_FILE) or {})
+            .get("data") or {})
+
+
+def _states(entries: list[dict], status: str = "success",
+            baseline: dict | None = None) -> Iterator[tuple[dict, str, dict]]:
+    """Every commit/experiment state in the exp show tree, with its executor state and the
+    params of the commit it derives from (a commit's own, for a commit)."""
     for entry in entries or []:
-        yield entry, status
+        base = _params(entry) if baseline is None else baseline
+        yield entry, status, base
         for exp_range in entry.get("experiments") or []:
             executor = (exp_range.get("executor") or {}).get("state") or "success"
-            yield from _states(exp_range.get("revs") or [], executor)
+            yield from _states(exp_range.get("revs") or [], executor, base)
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def _other_changes(params: dict, baseline: dict, param: str) -> list[str]:
+    """Params that differ from the baseline commit's, other than the swept one."""
+    mine, base = _flat(params), _flat(baseline)
+    return sorted(k for k in mine.keys() | base.keys()
+                  if mine.get(k) != base.get(k) and k != param and not k.startswith(param + "."))
 
 
 def _lookup(tree: dict, dotted: str) -> Any:
@@ -73,19 +97,22 @@ def _lookup(tree: dict, dotted: str) -> Any:
 
 
 def collect(exp_show: list[dict], param: str) -> tuple[list[dict], list[str]]:
-    """(finished experiments with metrics, notes on the others)."""
+    """(finished experiments with metrics that change only `param`, notes on the others)."""
     rows, notes = [], []
-    for state, status in _states(exp_show):
+    for state, status, baseline in _states(exp_show):
         if state.get("rev") == "workspace":
             continue
         name = state.get("name") or str(state.get("rev", "?"))[:7]
-        data = state.get("data") or {}
-        value = _lookup(((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {},
-                        param)
-        metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
+        params = _params(state)
+        value = _lookup(params, param)
+        metrics = ((((state.get("data") or {}).get("metrics") or {}).get(METRICS_FILE) or {})
+                   .get("data"))
+        others = _other_changes(params, baseline, param)
         if status != "success" or state.get("error"):
             notes.append(f"{name}: {status}" + (f" ({param} = {value})" if value is not None
                                                  else ""))
+        elif others:
+            notes.append(f"{name}: also changes {', '.join(others)}")
         elif metrics and value is not None:
             rows.append({"name": name, "value": value, "metrics": metrics})
     rows.sort(key=lambda r: (_sort_key(r["value"]), r["name"]))
