@@ -15,7 +15,7 @@ sequences (20 steps of 2,000); ours is the default survey's training set, so ste
 sequences seen are reported too.
 
     .venv/bin/python -m benchmarks.time_to_accuracy                     # params.yaml as is
-    .venv/bin/python -m benchmarks.time_to_accuracy --overlay benchmarks/fast-cpu.yaml --epochs 80
+    .venv/bin/python -m benchmarks.time_to_accuracy --overlay benchmarks/fast-cpu.yaml --epochs 120
 """
 
 from __future__ import annotations
