@@ -133,7 +133,10 @@ def test_study_prunes_resumes_and_reports(tracking, tmp_path, storage):
     cfg = TuneConfig(storage=storage, n_trials=4,
                      pruning=PruningConfig(percentile=50, n_startup_trials=2, n_warmup_epochs=0))
     enqueue(cfg, [32, 64, 8, 64])   # trial 2 (m = 8) is below the median at epoch 0
-    study = tune.run_study(cfg, PARAMS, train_fn=fake_train, log=lambda _: None)
+    lines: list[str] = []
+    study = tune.run_study(cfg, PARAMS, train_fn=fake_train, log=lines.append)
+    assert lines[-1].startswith("trial 3 COMPLETE [4/4]") and "embedding=64" in lines[-1]
+    assert any(line.startswith("trial 2 PRUNED [3/4]") for line in lines)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE,
                                                TrialState.PRUNED, TrialState.COMPLETE]
     assert len(study.trials[2].user_attrs[tune.CURVE_ATTR]) == 1  # stopped after one epoch

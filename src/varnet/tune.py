@@ -406,9 +406,24 @@ def run_study(cfg: TuneConfig, params: dict[str, Any], *, train_fn: TrainFn | No
         cfg.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
     with study_run(study, cfg):
         study.optimize(objective, n_trials=remaining, timeout=cfg.timeout_s,
-                       callbacks=[stop_at_total], catch=(FloatingPointError, VarnetError),
-                       gc_after_trial=True)
+                       callbacks=[stop_at_total, report_trial(cfg.n_trials, log)],
+                       catch=(FloatingPointError, VarnetError), gc_after_trial=True)
     return study
+
+
+def report_trial(n_trials: int, log: Callable[[str], None]
+                 ) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """A study callback: one line per finished trial, so a long study shows its progress."""
+    def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        epochs = len(trial.user_attrs.get(CURVE_ATTR, []))
+        values = (f"accuracy {trial.values[0]:.4f}, AUROC {trial.values[1]:.4f}"
+                  if trial.values else f"after {epochs} epochs")
+        seconds = trial.duration.total_seconds() if trial.duration else float("nan")
+        lam = trial.params.get("lambda_energy", float("nan"))
+        log(f"trial {trial.number} {trial.state.name} [{finished_count(study)}/{n_trials}] in "
+            f"{seconds:.0f} s: lambda_energy={lam:.3g} embedding={trial.params.get('embedding')}"
+            f": {values}")
+    return report
 
 
 @contextmanager
