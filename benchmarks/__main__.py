@@ -130,7 +130,8 @@ def markdown(results: dict) -> str:
     train_cfg = tta["train"]
     lines += [f"**Time to accuracy** on the default survey (`{tta['command']}`): joint variant, "
               f"GRU {tta['model']['gru_units']}, batch {train_cfg['batch_size']}, lr "
-              f"{train_cfg['learning_rate']:g}, {tta['survey']['train_sequences']:,} training / "
+              f"{train_cfg['learning_rate']:g} ({train_cfg.get('lr_schedule', 'constant')}), "
+              f"{tta['survey']['train_sequences']:,} training / "
               f"{tta['survey']['valid_sequences']:,} validation sequences (split by star), "
               f"{tta['steps_per_epoch']} steps per epoch; {tta['epochs_run']} epochs in "
               f"{tta['total_s'] / 60:.1f} min, final validation accuracy "
@@ -179,19 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = out_dir / "bench.json"
     results = json.loads(previous.read_text()) if previous.is_file() else {}
-    results["machine"] = common.machine()
-    if args.only:
+    if args.only:  # a run; with no names, only a re-render of what the last run measured
+        results["machine"] = common.machine()
         print("[bench] preparing the default survey ...", flush=True)
         common.default_survey()
-    for name in args.only:
-        results[name] = run_one(name, args.quick, out_dir / f"{name}.json")
+        for name in args.only:
+            results[name] = run_one(name, args.quick, out_dir / f"{name}.json")
     missing = [n for n in BENCHMARKS if n not in results]
     if missing:
         raise SystemExit(f"[bench] no results for {missing}: run them (drop --only)")
-    results["load_end"] = common.load()
-    results["total_s"] = round(time.perf_counter() - started, 1)
-    results["command"] = "python -m benchmarks" + (" --quick" if args.quick else "")
-    common.write_json(results, out_dir / "bench.json")
+    if args.only:
+        results["load_end"] = common.load()
+        results["total_s"] = round(time.perf_counter() - started, 1)
+        results["command"] = "python -m benchmarks" + (" --quick" if args.quick else "")
+        common.write_json(results, out_dir / "bench.json")
     text = markdown(results)
     (out_dir / "bench.md").write_text(text)
     if args.docs:
