@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+import tiny_project
 
 from varnet import pyfunc
 from varnet.errors import VarnetError
@@ -186,17 +185,12 @@ def _survey(rng: np.random.Generator, length: int) -> tuple[pd.DataFrame, pd.Dat
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     """A tiny joint model trained for one epoch and registered as `varnet` version 1."""
-    import os
-
     from varnet import io, schema
     from varnet.sequences import make_sequences
     from varnet.train import train_variant
 
     root = tmp_path_factory.mktemp("pyfunc")
-    old_cwd, old_uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
-    os.chdir(root)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-    try:
+    with tiny_project.inside(root):
         catalog, curves = _survey(np.random.default_rng(0), LENGTH)
         arrays = make_sequences(catalog, curves, LENGTH)
         known = arrays["label"] >= 0
@@ -214,12 +208,6 @@ def registered(tmp_path_factory):
         }
         result = train_variant("joint", params, root / "models" / "joint")
         yield root, params, result, curves
-    finally:
-        os.chdir(old_cwd)
-        if old_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
 def test_registered_model_predicts_exactly_what_the_in_process_scorer_does(registered):
