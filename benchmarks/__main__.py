@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks import common
+from varnet import io
 
 BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy")
 TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         results["load_end"] = common.load()
         results["total_s"] = round(time.perf_counter() - started, 1)
         results["command"] = "python -m benchmarks" + (" --quick" if args.quick else "")
-        common.write_json(results, out_dir / "bench.json")
+        io.write_json(results, out_dir / "bench.json")
     text = markdown(results)
     (out_dir / "bench.md").write_text(text)
     if args.docs:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from varnet import io
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -181,7 +181,7 @@ def default_survey(workdir: Path = WORK_DIR / "default", params: dict | None = N
     validate` are skipped (they validate, they do not change the data). Reused when present
     and made from the same params.
     """
-    from varnet import io, schema
+    from varnet import schema
     from varnet.config import section
     from varnet.cuts import CutsConfig, apply_cuts
     from varnet.sequences import SequencesParams, build_sequences
@@ -221,21 +221,6 @@ def default_survey(workdir: Path = WORK_DIR / "default", params: dict | None = N
 
 # --- running one benchmark ------------------------------------------------------------------
 
-def write_json(result: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def main(run, description: str, argv: list[str] | None = None) -> int:
     """Command line of one benchmark module: ``--json FILE`` (for __main__) and ``--quick``."""
     import argparse
@@ -247,9 +232,9 @@ def main(run, description: str, argv: list[str] | None = None) -> int:
     result = run(quick=args.quick)
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
     if args.json:
-        write_json(result, args.json)
+        io.write_json(result, args.json)
     else:
-        print(json.dumps(result, indent=1, default=_jsonable))
+        print(io.to_json(result), end="")
     return 0
 
 

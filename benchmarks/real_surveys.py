@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import common
+from varnet import io
 
 SURVEYS: dict[str, dict[str, Any]] = {
     "eros1-lmc": {
@@ -157,7 +158,7 @@ def _append(cache: Path, rows: list[tuple[str, float]]) -> None:
 def prepare(survey: str, params: dict, workdir: Path, ls_periods: bool,
             ls_per_class: int | None = None) -> dict[str, Any]:
     """Snapshot, cuts and sequences of ``survey`` in process; sequences.npz under workdir."""
-    from varnet import io, schema
+    from varnet import schema
     from varnet.config import section
     from varnet.cuts import CutsConfig, apply_cuts
     from varnet.sequences import SequencesParams, build_sequences
@@ -204,7 +205,7 @@ def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label:
               fold: int, name: str) -> dict[str, np.ndarray]:
     """Sequences with these labels (-1 = novel), one split, one joint training; the valid and
     novel rows of predictions.npz."""
-    from varnet import io, schema
+    from varnet import schema
     from varnet.split import split_indices
     from varnet.train import train_variant
 
@@ -349,7 +350,7 @@ def update_docs(survey: str, text: str, path: Path = DOCS) -> None:
 def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
         novelty: bool = True, quick: bool = False, ls_per_class: int | None = None
         ) -> dict[str, Any]:
-    from varnet import io, schema
+    from varnet import schema
 
     budget = json.loads(json.dumps(RUN_BUDGET))
     for section, values in SURVEYS[survey]["budget"].items():
@@ -397,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                  args.ls_per_class)
     result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
     stem = f"real-{args.survey}" + ("-ls" if args.ls_periods else "")
-    common.write_json(result, common.RESULTS_DIR / f"{stem}.json")
+    io.write_json(result, common.RESULTS_DIR / f"{stem}.json")
     text = markdown(result)
     (common.RESULTS_DIR / f"{stem}.md").write_text(text)
     if not (args.no_docs or args.quick):

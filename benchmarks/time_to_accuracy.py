@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from varnet import io
 
 TARGETS = (0.95, 0.98)
 PAPER_LOG = common.ROOT.parent / "shared" / "data" / "tsang2019-reference" / "training.csv.gz"
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick, args.overlay, args.epochs)
     result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
     if args.json:
-        common.write_json(result, args.json)
+        io.write_json(result, args.json)
     else:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=1))
     return 0

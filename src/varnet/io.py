@@ -71,9 +71,14 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def to_json(obj: Any) -> str:
+    """JSON text of results holding NumPy scalars/arrays and paths."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
 def write_json(obj: Any, target: str | os.PathLike) -> None:
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(to_json(obj))
 
 
 def read_json(path: str | os.PathLike) -> Any:
