@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from benchmarks import common
-from varnet import io
+from varnet import OFFLINE_ENV
+from varnet.core import files
 
 BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy")
 TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
@@ -39,7 +40,7 @@ def run_one(name: str, quick: bool, out: Path) -> dict:
         command += ["--overlay", TTA_OVERLAY] + ([] if quick else ["--epochs", str(TTA_EPOCHS)])
     started = time.perf_counter()
     print(f"[bench] {name} ...", flush=True)
-    completed = subprocess.run(command, cwd=common.ROOT, env={**os.environ, **common.QUIET_ENV},
+    completed = subprocess.run(command, cwd=common.ROOT, env={**os.environ, **OFFLINE_ENV},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
@@ -108,9 +109,10 @@ def markdown(results: dict) -> str:
 
     score = results["score_speed"]
     lines += ["**Scoring throughput**, end to end from raw light curves "
-              "(`varnet.pyfunc.score_lightcurves`: clean, fold, network, GMM energy, per-star "
-              f"means; `python -m benchmarks.score_speed`). Ceiling {score['ceiling_gflops']} "
-              f"GFLOP/s. Peak memory {score['peak_rss_mib']:.0f} MiB.", "",
+              "(`varnet.scoring.lightcurves.score_lightcurves`: clean, fold, network, GMM energy, "
+              "per-star means; `python -m benchmarks.score_speed`). Ceiling "
+              f"{score['ceiling_gflops']} GFLOP/s. "
+              f"Peak memory {score['peak_rss_mib']:.0f} MiB.", "",
               "| model | stars | sequences | sequences/s | stars/s | preprocessing s | "
               "network s | network sequences/s | fraction of ceiling (end to end / network) | "
               "first call s | load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -123,8 +125,8 @@ def markdown(results: dict) -> str:
                      f"{row['network_fraction_of_ceiling']:.1%} | {row['first_call_s']} | "
                      f"{row['load']} |")
     ls = score["lomb_scargle"]
-    lines += ["", f"Stars sent without a period: Lomb-Scargle (`varnet.periods`) alone runs at "
-              f"{ls['stars_per_s']} stars/s ({ls['stars']} stars).", ""]
+    lines += ["", "Stars sent without a period: Lomb-Scargle (`varnet.prepare.periods`) alone runs "
+              f"at {ls['stars_per_s']} stars/s ({ls['stars']} stars).", ""]
 
     tta = results["time_to_accuracy"]
     paper = tta["paper"]
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         results["load_end"] = common.load()
         results["total_s"] = round(time.perf_counter() - started, 1)
         results["command"] = "python -m benchmarks" + (" --quick" if args.quick else "")
-        io.write_json(results, out_dir / "bench.json")
+        files.write_json(results, out_dir / "bench.json")
     text = markdown(results)
     (out_dir / "bench.md").write_text(text)
     if args.docs:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from varnet import io
+from varnet.core import files
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -30,11 +30,8 @@ WORK_DIR = Path(os.environ.get("VARNET_BENCH_DIR", "/tmp/varnet-bench"))
 """Scratch projects (default survey, real surveys); never the repository's data/."""
 
 PAPER_MODEL = {"gru_units": 96, "gru_layers": 2, "embedding": 16}
-"""The released run's architecture (method.md §2): 2 x GRU(96), m = 16, sequences of 200."""
+"""The released run's architecture (docs/method.md §2): 2 x GRU(96), m = 16, sequences of 200."""
 
-QUIET_ENV = {"GX_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1",
-             "MLFLOW_DISABLE_TELEMETRY": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}
-os.environ.update({k: v for k, v in QUIET_ENV.items() if k not in os.environ})
 
 
 # --- the machine ------------------------------------------------------------------------------
@@ -167,7 +164,7 @@ def project_dir(path: Path) -> Iterator[Path]:
 
 def root_params(*overlays: str | Path) -> dict[str, Any]:
     """The repository's params.yaml with optional overlays (paths relative to the root)."""
-    from varnet.config import load_params
+    from varnet.core.config import load_params
 
     return load_params([ROOT / "params.yaml", *(ROOT / p for p in overlays)])
 
@@ -181,12 +178,18 @@ def default_survey(workdir: Path = WORK_DIR / "default", params: dict | None = N
     validate` are skipped (they validate, they do not change the data). Reused when present
     and made from the same params.
     """
-    from varnet import schema
-    from varnet.config import section
-    from varnet.cuts import CutsConfig, apply_cuts
-    from varnet.sequences import SequencesParams, build_sequences
-    from varnet.split import SplitParams, split_indices
-    from varnet.surveys.synthetic import SyntheticConfig, simulate_survey
+    from varnet.core import schema
+    from varnet.core.config import (
+        CutsParams,
+        SequencesParams,
+        SplitParams,
+        SyntheticParams,
+        section,
+    )
+    from varnet.prepare.cuts import apply_cuts
+    from varnet.prepare.sequences import build_sequences
+    from varnet.prepare.split import split_indices
+    from varnet.surveys.synthetic import simulate_survey
 
     params = root_params() if params is None else params
     workdir = Path(workdir)
@@ -199,17 +202,17 @@ def default_survey(workdir: Path = WORK_DIR / "default", params: dict | None = N
             return previous
     started = time.perf_counter()
     synthetic = (params["survey"] or {}).get("synthetic") or {}
-    catalog, lightcurves = simulate_survey(SyntheticConfig(**synthetic))
+    catalog, lightcurves = simulate_survey(SyntheticParams(**synthetic))
     simulated = time.perf_counter()
-    result = apply_cuts(catalog, lightcurves, section(CutsConfig, "cuts", params),
+    result = apply_cuts(catalog, lightcurves, section(CutsParams, params),
                         progress=False)
-    seq_cfg = section(SequencesParams, "sequences", params)
+    seq_cfg = section(SequencesParams, params)
     arrays, _ = build_sequences(result.catalog, result.lightcurves, seq_cfg.length, seq_cfg.bands)
-    split_cfg = section(SplitParams, "split", params)
+    split_cfg = section(SplitParams, params)
     indices = split_indices(arrays["label"], arrays["star_id"], by=split_cfg.by,
                             n_splits=split_cfg.n_splits, fold=split_cfg.fold, seed=split_cfg.seed)
-    io.write_npz(sequences, **arrays)
-    io.write_npz(split, **indices)
+    files.write_npz(sequences, **arrays)
+    files.write_npz(split, **indices)
     info = {"recipe": recipe, "stars": len(catalog), "stars_kept": len(result.catalog),
             "sequences": int(arrays["label"].size),
             **{f"{k}_sequences": int(v.size) for k, v in indices.items()},
@@ -232,9 +235,9 @@ def main(run, description: str, argv: list[str] | None = None) -> int:
     result = run(quick=args.quick)
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
     if args.json:
-        io.write_json(result, args.json)
+        files.write_json(result, args.json)
     else:
-        print(io.to_json(result), end="")
+        print(files.to_json(result), end="")
     return 0
 
 

@@ -4,9 +4,9 @@ A survey-sized raw snapshot is simulated with NumPy alone (sinusoids with ASAS-S
 counts, 0.2% 99.99 sentinels, the full raw schema) so that simulating 10k stars takes seconds,
 then the stages' own functions are timed on it:
 
-  cuts       `varnet.cuts.apply_cuts`: clean the epochs, the star cuts, the supersmoother
+  cuts       `varnet.prepare.cuts.apply_cuts`: clean the epochs, the star cuts, the supersmoother
              residual of every surviving star (params.yaml `cuts`)
-  sequences  `varnet.sequences.build_sequences`: chunk, fold, normalise (params `sequences`)
+  sequences  `varnet.prepare.sequences.build_sequences`: chunk, fold, normalise (params `sequences`)
 
 at 1k and 10k stars; `scaling_exponent` is the slope of log(time) against log(stars) between
 the two sizes (1 = linear). The Great Expectations checks of `varnet validate` are not timed.
@@ -37,7 +37,7 @@ def simulate_frames(n_stars: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataF
     from the 8 superclasses and VAR, every star inside the magnitude and probability cuts so
     that the supersmoother runs on all of them (the worst case for the cut stage).
     """
-    from varnet import schema, taxonomy
+    from varnet.core import schema, taxonomy
 
     rng = np.random.default_rng(seed)
     n_epochs = np.clip(rng.lognormal(np.log(400), 0.45, n_stars), 150, 1500).astype(int)
@@ -67,12 +67,12 @@ def simulate_frames(n_stars: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataF
 
 def time_stages(n_stars: int, params: dict) -> dict:
     """Seconds in each stage and light curves per second for one survey size."""
-    from varnet.config import section
-    from varnet.cuts import CutsConfig, apply_cuts
-    from varnet.sequences import SequencesParams, build_sequences
+    from varnet.core.config import CutsParams, SequencesParams, section
+    from varnet.prepare.cuts import apply_cuts
+    from varnet.prepare.sequences import build_sequences
 
-    cuts = section(CutsConfig, "cuts", params)
-    seq = section(SequencesParams, "sequences", params)
+    cuts = section(CutsParams, params)
+    seq = section(SequencesParams, params)
     catalog, lightcurves = simulate_frames(n_stars)
     row = {"stars": n_stars, "epochs": len(lightcurves), "load_before": common.load()}
     start = time.perf_counter()

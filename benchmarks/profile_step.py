@@ -29,14 +29,15 @@ def profile(units: int, batch_size: int, repeats: int = 3) -> dict:
     import keras
     import tensorflow as tf
 
-    from varnet import taxonomy
-    from varnet.model import DualTrainer, ModelConfig, build_network, gmm
+    from varnet.core import taxonomy
+    from varnet.core.config import ModelParams
+    from varnet.model import DualTrainer, build_network, gmm
 
     params = common.root_params()
     common.default_survey()
     data = _repeat_to(_train_arrays(common.WORK_DIR / "default"), batch_size)
     data = {k: v[:batch_size] for k, v in data.items()}
-    cfg = ModelConfig(**{**params["model"], **common.PAPER_MODEL, "gru_units": units})
+    cfg = ModelParams(**{**params["model"], **common.PAPER_MODEL, "gru_units": units})
     keras.utils.set_random_seed(0)
     network = build_network(cfg, n_classes=len(taxonomy.CLASSES), n_steps=data["X"].shape[1],
                             aux_train=data["aux"])

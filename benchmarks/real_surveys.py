@@ -10,13 +10,13 @@ scratch project under $VARNET_BENCH_DIR (default /tmp/varnet-bench/<survey>):
 
 Pipeline, in process: the survey overlay configs/surveys/<survey>.yaml over params.yaml, with
 the class mapping below (SURVEYS); `load_survey` (the snapshot), `apply_cuts`,
-`build_sequences`, `split_indices`, then `varnet.train.train_variant("joint", ...)` per run
+`build_sequences`, `split_indices`, then `varnet.training.train.train_variant("joint", ...)` per run
 (MLflow run in the scratch project, nothing registered), read back from predictions.npz.
 
 Classification: `split.by: star`, 5 folds; each fold trains on 4/5 of the stars and predicts the
 rest, so every star is validated once. Reported: accuracy per fold (mean +- std), per-class
 recall pooled over the folds, per sequence and per star (a star's class is the argmax of its
-sequences' mean gamma, `varnet.metrics.star_means`).
+sequences' mean gamma, `varnet.scoring.metrics.star_means`).
 
 Novelty (the leave-one-class-out protocol of multi-class Deep SVDD, Perez-Carrasco et al.
 2023): for each class c, relabel c as novel (VAR), train on fold 0 of the other classes, and
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import common
-from varnet import io
+from varnet.core import files
 
 SURVEYS: dict[str, dict[str, Any]] = {
     "eros1-lmc": {
@@ -103,15 +103,15 @@ def survey_params(survey: str, budget: dict | None = None) -> dict[str, Any]:
 
 def lomb_scargle_periods(catalog, lightcurves, cache: Path, sentinel_mag: float,
                          per_class: int | None = None):
-    """Periods for the stars without one, from varnet.periods (cached: one search per star).
+    """Periods for the stars without one, from varnet.prepare.periods (cached: one search per star).
 
     ``per_class`` limits the search to the first that many such stars of each class, in catalog
     order (a deterministic subsample); the others keep no period and the period cut drops them.
     """
     import pandas as pd
 
-    from varnet.errors import VarnetError
-    from varnet.periods import lomb_scargle_period
+    from varnet.core.errors import VarnetError
+    from varnet.prepare.periods import lomb_scargle_period
 
     found = (pd.read_csv(cache, dtype={"id": str}).set_index("id")["period"]
              if cache.is_file() else pd.Series(dtype=float))
@@ -158,25 +158,25 @@ def _append(cache: Path, rows: list[tuple[str, float]]) -> None:
 def prepare(survey: str, params: dict, workdir: Path, ls_periods: bool,
             ls_per_class: int | None = None) -> dict[str, Any]:
     """Snapshot, cuts and sequences of ``survey`` in process; sequences.npz under workdir."""
-    from varnet import schema
-    from varnet.config import section
-    from varnet.cuts import CutsConfig, apply_cuts
-    from varnet.sequences import SequencesParams, build_sequences
-    from varnet.surveys.snapshot import SurveyParams, load_survey
+    from varnet.core import schema
+    from varnet.core.config import CutsParams, SequencesParams, SurveyParams, section
+    from varnet.prepare.cuts import apply_cuts
+    from varnet.prepare.sequences import build_sequences
+    from varnet.surveys.snapshot import load_survey
 
     started = time.perf_counter()
     with contextlib.chdir(common.ROOT):  # the overlays' paths are relative to the repo root
-        catalog, lightcurves, _ = load_survey(section(SurveyParams, "survey", params))
-    cuts = section(CutsConfig, "cuts", params)
+        catalog, lightcurves, _ = load_survey(section(SurveyParams, params))
+    cuts = section(CutsParams, params)
     n_ls = 0
     if ls_periods:
         catalog, n_ls = lomb_scargle_periods(catalog, lightcurves,
                                              workdir / "lomb_scargle_periods.csv",
                                              cuts.sentinel_mag, ls_per_class)
     result = apply_cuts(catalog, lightcurves, cuts, progress=False)
-    seq = section(SequencesParams, "sequences", params)
+    seq = section(SequencesParams, params)
     arrays, _ = build_sequences(result.catalog, result.lightcurves, seq.length, seq.bands)
-    io.write_npz(workdir / schema.SEQUENCES_FILE, **arrays)
+    files.write_npz(workdir / schema.SEQUENCES_FILE, **arrays)
     flow = result.flow.metrics()
     return {"stars": len(catalog), "stars_kept": len(result.catalog),
             "sequences": int(arrays["label"].size), "sequence_length": seq.length,
@@ -187,7 +187,7 @@ def prepare(survey: str, params: dict, workdir: Path, ls_periods: bool,
 def _usable(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Known-class sequences of the classes with >= MIN_STARS stars; the dropped classes' star
     counts (the mappings leave no VAR; a survey's own VAR would be off-protocol here)."""
-    from varnet.taxonomy import CLASSES
+    from varnet.core.taxonomy import CLASSES
 
     dropped = {}
     keep = arrays["label"] >= 0
@@ -205,19 +205,19 @@ def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label:
               fold: int, name: str) -> dict[str, np.ndarray]:
     """Sequences with these labels (-1 = novel), one split, one joint training; the valid and
     novel rows of predictions.npz."""
-    from varnet import schema
-    from varnet.split import split_indices
-    from varnet.train import train_variant
+    from varnet.core import schema
+    from varnet.prepare.split import split_indices
+    from varnet.training.train import train_variant
 
     arrays = {**arrays, "label": label}
-    io.write_npz(workdir / schema.SEQUENCES_FILE, **arrays)
+    files.write_npz(workdir / schema.SEQUENCES_FILE, **arrays)
     indices = split_indices(arrays["label"], arrays["star_id"], by="star", n_splits=N_FOLDS,
                             fold=fold, seed=params["split"]["seed"])
-    io.write_npz(workdir / schema.SPLIT_FILE, **indices)
+    files.write_npz(workdir / schema.SPLIT_FILE, **indices)
     started = time.perf_counter()
     with common.project_dir(workdir):
         train_variant("joint", params, workdir / "models" / name, register=False, restart=True)
-    predictions = io.read_npz(workdir / "models" / name / "predictions.npz")
+    predictions = files.read_npz(workdir / "models" / name / "predictions.npz")
     keep = predictions["subset"] != "train"
     out = {k: v[keep] for k, v in predictions.items()}
     out["seconds"] = time.perf_counter() - started
@@ -226,8 +226,8 @@ def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label:
 
 
 def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
-    from varnet import metrics
-    from varnet.taxonomy import CLASSES
+    from varnet.core.taxonomy import CLASSES
+    from varnet.scoring import metrics
 
     folds, labels, gammas, stars, seconds = [], [], [], [], []
     for fold in range(N_FOLDS):
@@ -263,8 +263,8 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
 
 
 def leave_one_class_out(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
-    from varnet import metrics
-    from varnet.taxonomy import CLASSES
+    from varnet.core.taxonomy import CLASSES
+    from varnet.scoring import metrics
 
     results = {}
     for k, name in enumerate(CLASSES):
@@ -350,7 +350,7 @@ def update_docs(survey: str, text: str, path: Path = DOCS) -> None:
 def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
         novelty: bool = True, quick: bool = False, ls_per_class: int | None = None
         ) -> dict[str, Any]:
-    from varnet import schema
+    from varnet.core import schema
 
     budget = json.loads(json.dumps(RUN_BUDGET))
     for section, values in SURVEYS[survey]["budget"].items():
@@ -364,7 +364,7 @@ def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
     started = time.perf_counter()
     machine = common.machine()
     data = prepare(survey, params, workdir, ls_periods, ls_per_class)
-    arrays = io.read_npz(workdir / schema.SEQUENCES_FILE)
+    arrays = files.read_npz(workdir / schema.SEQUENCES_FILE)
     arrays, data["dropped_classes"] = _usable(arrays)
     result = {"benchmark": "real_surveys", "survey": survey, "ls_periods": ls_periods,
               "machine": machine, "budget": budget, "data": data,
@@ -383,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("survey", choices=sorted(SURVEYS))
     parser.add_argument("--ls-periods", action="store_true",
-                        help="fill missing catalog periods with varnet.periods (Lomb-Scargle)")
+                        help="fill missing catalog periods with varnet.prepare.periods "
+                        "(Lomb-Scargle)")
     parser.add_argument("--ls-per-class", type=int, default=None, metavar="N",
                         help="with --ls-periods: search only the first N stars without a "
                              "period of each class (catalog order)")
@@ -398,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                  args.ls_per_class)
     result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
     stem = f"real-{args.survey}" + ("-ls" if args.ls_periods else "")
-    io.write_json(result, common.RESULTS_DIR / f"{stem}.json")
+    files.write_json(result, common.RESULTS_DIR / f"{stem}.json")
     text = markdown(result)
     (common.RESULTS_DIR / f"{stem}.md").write_text(text)
     if not (args.no_docs or args.quick):

@@ -1,17 +1,18 @@
 """Scoring throughput, end to end from raw light curves, against the matmul ceiling.
 
-What `varnet score` and the served MLflow model do per request: `varnet.pyfunc.score_lightcurves`
-on a long table of raw epochs (id, band, time, mag, err, period): clean the epochs, cut and fold
-the sequences, run the network (dropout off), GMM energies under the frozen mixture, per-star
-means, novelty flags. The scorer is a real model directory (model.keras, gmm.npz,
-thresholds.json, variant.json) loaded with `varnet.inference.Scorer.load`; its weights are
+What `varnet score` and the served MLflow model do per request:
+`varnet.scoring.lightcurves.score_lightcurves` on a long table of raw epochs (id, band, time, mag,
+err, period): clean the epochs, cut and fold the sequences, run the network (dropout off), GMM
+energies under the frozen mixture, per-star means, novelty flags. The scorer is a real model
+directory (model.keras, gmm.npz, thresholds.json, variant.json) loaded with
+`varnet.scoring.inference.Scorer.load`; its weights are
 untrained (throughput does not depend on them) and its GMM is fitted on the default survey's
 training features. Two sizes: params.yaml's model (the CPU default) and the paper's (GRU 96).
 
 Reported per model: sequences/s and stars/s end to end, the time split between preprocessing
 and the network, the first call (graph tracing, once per process) apart, and the network's
 forward GFLOP/s as a fraction of the matmul ceiling measured in the same process. Stars without
-a catalog period get a Lomb-Scargle period (varnet.periods); that rate is measured apart.
+a catalog period get a Lomb-Scargle period (varnet.prepare.periods); that rate is measured apart.
 
     .venv/bin/python -m benchmarks.score_speed          # 2,000 stars (~3,400 sequences)
     .venv/bin/python -m benchmarks.score_speed --quick
@@ -48,14 +49,15 @@ def make_model_dir(model_params: dict, params: dict, target: Path) -> Path:
     """A scorable variant directory: the network, a GMM fitted on its training features."""
     import keras
 
-    from varnet import io, schema, taxonomy
-    from varnet.inference import predict
-    from varnet.model import ModelConfig, build_network, feature_names, gmm
+    from varnet.core import files, schema, taxonomy
+    from varnet.core.config import ModelParams
+    from varnet.model import build_network, feature_names, gmm
+    from varnet.scoring.inference import predict
 
     keras.utils.set_random_seed(0)
-    arrays = io.read_npz(common.WORK_DIR / "default" / schema.SEQUENCES_FILE)
-    train = io.read_npz(common.WORK_DIR / "default" / schema.SPLIT_FILE)["train"]
-    cfg = ModelConfig(**model_params)
+    arrays = files.read_npz(common.WORK_DIR / "default" / schema.SEQUENCES_FILE)
+    train = files.read_npz(common.WORK_DIR / "default" / schema.SPLIT_FILE)["train"]
+    cfg = ModelParams(**model_params)
     inputs = {"X": arrays["X"][train].astype(np.float32),
               "aux": arrays["aux"][train].astype(np.float32)}
     network = build_network(cfg, n_classes=len(taxonomy.CLASSES),
@@ -65,10 +67,10 @@ def make_model_dir(model_params: dict, params: dict, target: Path) -> Path:
     energy, _ = gmm.energy_numpy(out["features"], fitted, out["observed"])
     target.mkdir(parents=True, exist_ok=True)
     network.save(target / "model.keras")
-    io.write_npz(target / "gmm.npz", **fitted)
-    io.write_json({"80": float(np.percentile(energy, 80)),
+    files.write_npz(target / "gmm.npz", **fitted)
+    files.write_json({"80": float(np.percentile(energy, 80)),
                    "95": float(np.percentile(energy, 95))}, target / "thresholds.json")
-    io.write_json({"name": "joint", "mode": "joint", "photometric": False,
+    files.write_json({"name": "joint", "mode": "joint", "photometric": False,
                    "model": model_params, "classes": list(taxonomy.CLASSES),
                    "features": feature_names(cfg.embedding, False),
                    "sequence_length": int(inputs["X"].shape[1]),
@@ -78,10 +80,10 @@ def make_model_dir(model_params: dict, params: dict, target: Path) -> Path:
 
 
 def measure(model_dir: Path, frame: pd.DataFrame, ceiling: float, repeats: int) -> dict:
-    from varnet.cuts import clean_lightcurves
-    from varnet.inference import Scorer
-    from varnet.pyfunc import preprocessing_for, score_lightcurves
-    from varnet.sequences import build_sequences
+    from varnet.prepare.cuts import clean_lightcurves
+    from varnet.prepare.sequences import build_sequences
+    from varnet.scoring.inference import Scorer
+    from varnet.scoring.lightcurves import preprocessing_for, score_lightcurves
 
     started = time.perf_counter()
     scorer = Scorer.load(model_dir)
@@ -129,7 +131,7 @@ def measure(model_dir: Path, frame: pd.DataFrame, ceiling: float, repeats: int) 
 
 def lomb_scargle_rate(n_stars: int) -> dict:
     """Stars per second of the period search alone, on stars sent without a period."""
-    from varnet.periods import lomb_scargle_period
+    from varnet.prepare.periods import lomb_scargle_period
 
     frame = request(n_stars, seed=2, with_period=False)
     groups = [g for _, g in frame[frame["mag"] < 90].groupby("id", sort=False)]

@@ -1,7 +1,7 @@
 """Time to accuracy: epochs and wall time until the validation accuracy first reaches 95% and 98%
 on the default survey, beside the paper's released training log.
 
-Trains the `joint` variant with `varnet.train.train_variant` (the code `varnet train joint`
+Trains the `joint` variant with `varnet.training.train.train_variant` (the code `varnet train joint`
 runs, MLflow run, per-epoch checkpoint and validation included) on the default survey's
 sequences in a scratch project (benchmarks.common.default_survey), with params.yaml plus the
 overlay given (default: none, i.e. `make run`'s settings) and `train.epochs` capped. Training
@@ -28,19 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
-from varnet import io
+from varnet.core import files
 
 TARGETS = (0.95, 0.98)
 PAPER_LOG = common.ROOT.parent / "shared" / "data" / "tsang2019-reference" / "training.csv.gz"
 PAPER = {"epochs": 2001, "train_sequences": 39403, "batch_size": 2000,
          "epoch_index": {"0.95": 282, "0.98": 757}}
-"""The released run (method.md §6), used when the log itself is not on this machine."""
+"""The released run (docs/method.md §6), used when the log itself is not on this machine."""
 DEFAULT_EPOCH_CAP = 100
 
 
 def paper_reference() -> dict[str, Any]:
     """First epoch index and hours of wall time at which the paper's log reaches each target."""
-    reference = {"source": "method.md §6", **PAPER}
+    reference = {"source": "docs/method.md §6", **PAPER}
     if not PAPER_LOG.is_file():
         return reference
     import pandas as pd
@@ -64,14 +64,14 @@ def run(quick: bool = False, overlay: str | None = None, epochs: int | None = No
         ) -> dict[str, Any]:
     import keras
 
-    from varnet.config import section
-    from varnet.train import TrainConfig, train_variant
+    from varnet.core.config import TrainParams, section
+    from varnet.training.train import train_variant
 
     params = common.root_params(*([overlay] if overlay else []))
     survey = common.default_survey()
     cap = epochs or (3 if quick else DEFAULT_EPOCH_CAP)
     params["train"] = {**params["train"], "epochs": cap, "early_stopping_patience": 0}
-    cfg = section(TrainConfig, "train", params)
+    cfg = section(TrainParams, params)
 
     class Recorder(keras.callbacks.Callback):
         def __init__(self):
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick, args.overlay, args.epochs)
     result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
     if args.json:
-        io.write_json(result, args.json)
+        files.write_json(result, args.json)
     else:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=1))
     return 0

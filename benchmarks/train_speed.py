@@ -30,10 +30,10 @@ TIMED_STEPS = 3
 
 
 def _train_arrays(survey_dir) -> dict[str, np.ndarray]:
-    from varnet import io, schema
+    from varnet.core import files, schema
 
-    arrays = io.read_npz(survey_dir / schema.SEQUENCES_FILE)
-    train = io.read_npz(survey_dir / schema.SPLIT_FILE)["train"]
+    arrays = files.read_npz(survey_dir / schema.SEQUENCES_FILE)
+    train = files.read_npz(survey_dir / schema.SPLIT_FILE)["train"]
     return {"X": arrays["X"][train].astype(np.float32),
             "aux": arrays["aux"][train].astype(np.float32),
             "label": arrays["label"][train].astype(np.int32),
@@ -52,11 +52,12 @@ def measure(batch_size: int, steps: int, data: dict[str, np.ndarray], model_para
     import keras
     import tensorflow as tf
 
-    from varnet import taxonomy
-    from varnet.model import DualTrainer, ModelConfig, build_network
+    from varnet.core import taxonomy
+    from varnet.core.config import ModelParams
+    from varnet.model import DualTrainer, build_network
 
     keras.utils.set_random_seed(0)
-    cfg = ModelConfig(**model_params)
+    cfg = ModelParams(**model_params)
     data = _repeat_to(data, batch_size * (steps + 1))
     network = build_network(cfg, n_classes=len(taxonomy.CLASSES), n_steps=data["X"].shape[1],
                             aux_train=data["aux"])

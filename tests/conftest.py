@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-for _key, _value in {
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "CUDA_VISIBLE_DEVICES": "",
-}.items():
-    os.environ.setdefault(_key, _value)
+import varnet  # noqa: F401  (the offline switches, before any library reads them)
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU, like CI
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("VARNET_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))

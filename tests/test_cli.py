@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from varnet import cli
-from varnet.config import from_dict
-from varnet.errors import VarnetError
+from varnet.core.config import from_dict
+from varnet.core.errors import VarnetError
 
 
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))
@@ -39,7 +39,7 @@ def test_unknown_params_key_is_rejected():
 
 
 def test_params_overlays_merge_key_by_key(tmp_path):
-    from varnet.config import load_params
+    from varnet.core.config import load_params
 
     base = tmp_path / "params.yaml"
     base.write_text("cuts:\n  min_epochs: 200\n  mag_range: [11, 17]\nsplit:\n  by: star\n")

@@ -9,18 +9,11 @@ import pandas as pd
 import pytest
 from supersmoother import SuperSmoother
 
-from varnet.config import from_dict
-from varnet.cuts import (
-    CUTS,
-    GROUPS,
-    CutsConfig,
-    apply_cuts,
-    clean_lightcurves,
-    supersmoother_residual,
-)
-from varnet.errors import VarnetError
-from varnet.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
-from varnet.taxonomy import CLASSES, NOVEL
+from varnet.core.config import CutsParams, from_dict
+from varnet.core.errors import VarnetError
+from varnet.core.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
+from varnet.core.taxonomy import CLASSES, NOVEL
+from varnet.prepare.cuts import CUTS, GROUPS, apply_cuts, clean_lightcurves, supersmoother_residual
 
 
 def star(star_id: str, superclass: str | None = "ECL", *, n: int = 250, period: float = 0.7,
@@ -134,7 +127,7 @@ def test_non_numeric_epoch_column_is_a_clear_error():
 # --- star cuts (one counted row per rule) -----------------------------------------------------
 
 def test_every_default_star_passes_and_outputs_follow_the_schema():
-    result = apply_cuts(*survey(*one_per_class()), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(*one_per_class()), CutsParams(), progress=False)
     assert list(result.catalog.columns) == [*CATALOG_COLUMNS, *CUT_COLUMNS]
     assert len(result.catalog) == 9
     assert all(n == 0 for removed in result.flow.removed.values() for n in removed.values())
@@ -144,7 +137,7 @@ def test_every_default_star_passes_and_outputs_follow_the_schema():
 
 
 def test_unknown_variable_types_are_a_counted_cut():
-    result = apply_cuts(*survey(star("ok"), star("odd", None), star("odd2", None)), CutsConfig(),
+    result = apply_cuts(*survey(star("ok"), star("odd", None), star("odd2", None)), CutsParams(),
                         progress=False)
     assert removed_by(result, "unknown type") == {"unknown": 2}
     assert result.catalog["id"].tolist() == ["ok"]
@@ -156,7 +149,7 @@ def test_unknown_variable_types_are_a_counted_cut():
 def test_missing_zero_negative_and_absurd_periods_are_counted_cuts(period, cut):
     bad_period = star("bad", "RRAB")
     bad_period[0]["period"] = period
-    result = apply_cuts(*survey(star("ok"), bad_period), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(star("ok"), bad_period), CutsParams(), progress=False)
     assert removed_by(result, cut) == {"RRAB": 1}
     assert result.catalog["id"].tolist() == ["ok"]
 
@@ -164,7 +157,7 @@ def test_missing_zero_negative_and_absurd_periods_are_counted_cuts(period, cut):
 def test_var_without_period_is_dropped_as_period_missing():
     no_period = star("v", NOVEL)
     no_period[0]["period"] = np.nan
-    result = apply_cuts(*survey(star("ok"), no_period), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(star("ok"), no_period), CutsParams(), progress=False)
     assert removed_by(result, "period missing") == {NOVEL: 1}
 
 
@@ -173,7 +166,7 @@ def test_class_probability_and_magnitude_cuts_skip_var_stars():
              star("no-p", "SR", class_probability=np.nan), star("bright", "M", mean_vmag=11.0),
              star("faint", "ROT", mean_vmag=17.5),
              star("var", NOVEL, class_probability=np.nan, mean_vmag=19.0)]
-    result = apply_cuts(*survey(*stars), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(*stars), CutsParams(), progress=False)
     assert removed_by(result, "class prob.") == {"SR": 2}
     assert removed_by(result, "magnitude") == {"M": 1, "ROT": 1}  # 11 < V < 17 is open
     assert sorted(result.catalog["id"]) == ["ok", "var"]
@@ -182,7 +175,7 @@ def test_class_probability_and_magnitude_cuts_skip_var_stars():
 def test_fewer_than_min_epochs_is_a_counted_cut_for_var_too():
     stars = [star("ok"), star("short", "ECL", n=199), star("short-var", NOVEL, n=150),
              star("no-lc", "RRAB", n=0)]
-    result = apply_cuts(*survey(*stars), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(*stars), CutsParams(), progress=False)
     assert removed_by(result, "epochs") == {"ECL": 1, NOVEL: 1, "RRAB": 1}
 
 
@@ -190,7 +183,7 @@ def test_epochs_count_after_cleaning_on_the_most_populated_band():
     row, lc = star("s", n=260)
     lc.loc[:70, "mag"] = 99.99  # 71 flagged epochs leave 189 good V epochs
     second_band = star("s", n=120, seed=5)[1].assign(band="B")
-    result = apply_cuts(*survey((row, pd.concat([lc, second_band]))), CutsConfig(),
+    result = apply_cuts(*survey((row, pd.concat([lc, second_band]))), CutsParams(),
                         progress=False)
     assert removed_by(result, "epochs") == {"ECL": 1}  # 189 V + 120 B do not make 200 in a band
     assert result.flow.points_dropped["sentinel_mag"] == 71
@@ -199,7 +192,7 @@ def test_epochs_count_after_cleaning_on_the_most_populated_band():
 def test_supersmoother_residual_cut_skips_var_stars():
     stars = [star("ok"), star("noisy", "ROT", amplitude=0.0, noise=0.1),
              star("noisy-var", NOVEL, amplitude=0.0, noise=0.1)]
-    result = apply_cuts(*survey(*stars), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(*stars), CutsParams(), progress=False)
     assert removed_by(result, "ss residual") == {"ROT": 1}
     kept = result.catalog.set_index("id")["ss_resid"]
     assert kept["noisy-var"] > 0.7 and kept["ok"] < 0.2
@@ -207,14 +200,14 @@ def test_supersmoother_residual_cut_skips_var_stars():
 
 def test_a_star_is_counted_under_the_first_cut_it_fails_only():
     bad = star("bad", "SR", class_probability=0.5, mean_vmag=20.0, n=100)
-    result = apply_cuts(*survey(star("ok"), bad), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(star("ok"), bad), CutsParams(), progress=False)
     assert {cut: sum(n.values()) for cut, n in result.flow.removed.items()} == {
         cut: int(cut == "class prob.") for cut in CUTS}
 
 
 def test_null_disables_a_cut_but_it_stays_in_the_table():
     stars = [star("ok"), star("low-p", "SR", class_probability=np.nan, mean_vmag=np.nan)]
-    cfg = from_dict(CutsConfig, {"min_class_probability": None, "mag_range": None})
+    cfg = from_dict(CutsParams, {"min_class_probability": None, "mag_range": None})
     result = apply_cuts(*survey(*stars), cfg, progress=False)
     assert len(result.catalog) == 2
     assert "disabled" in result.flow.rules["class prob."]
@@ -223,14 +216,14 @@ def test_null_disables_a_cut_but_it_stays_in_the_table():
 
 def test_a_disabled_residual_cut_fits_no_supersmoother(monkeypatch):
     """Sparse surveys (EROS-1) switch the cut off; the fits would be most of the stage's time."""
-    import varnet.cuts
+    import varnet.prepare.cuts
 
     def no_fit(*args):
         raise AssertionError("supersmoother fitted with the cut off")
 
-    monkeypatch.setattr(varnet.cuts, "supersmoother_residual", no_fit)
+    monkeypatch.setattr(varnet.prepare.cuts, "supersmoother_residual", no_fit)
     noisy = star("noisy", "ROT", amplitude=0.0, noise=0.1)
-    result = apply_cuts(*survey(star("ok"), noisy), from_dict(CutsConfig, {"max_ss_resid": None}),
+    result = apply_cuts(*survey(star("ok"), noisy), from_dict(CutsParams, {"max_ss_resid": None}),
                         progress=False)
     assert len(result.catalog) == 2 and result.catalog["ss_resid"].isna().all()
 
@@ -238,16 +231,16 @@ def test_a_disabled_residual_cut_fits_no_supersmoother(monkeypatch):
 def test_epochs_of_ids_missing_from_the_catalog_are_counted():
     catalog, lightcurves = survey(star("ok"))
     stray = star("stray", n=30)[1]
-    result = apply_cuts(catalog, pd.concat([lightcurves, stray]), CutsConfig(), progress=False)
+    result = apply_cuts(catalog, pd.concat([lightcurves, stray]), CutsParams(), progress=False)
     assert result.flow.points_dropped["unknown_star"] == 30
     assert set(result.lightcurves["id"]) == {"ok"}
 
 
 def test_bad_cut_params_are_rejected_with_the_key():
     with pytest.raises(VarnetError, match="mag_range"):
-        from_dict(CutsConfig, {"mag_range": [17, 11]}, where="cuts")
+        from_dict(CutsParams, {"mag_range": [17, 11]}, where="cuts")
     with pytest.raises(VarnetError, match="sentinel_mag"):
-        from_dict(CutsConfig, {"sentinel_mag": None}, where="cuts")
+        from_dict(CutsParams, {"sentinel_mag": None}, where="cuts")
 
 
 # --- cut-flow table ---------------------------------------------------------------------------
@@ -255,7 +248,7 @@ def test_bad_cut_params_are_rejected_with_the_key():
 def test_cut_flow_table_adds_up_per_class():
     stars = [*one_per_class(), star("low-p", "SR", class_probability=0.2),
              star("short", NOVEL, n=50), star("odd", None)]
-    result = apply_cuts(*survey(*stars), CutsConfig(), progress=False)
+    result = apply_cuts(*survey(*stars), CutsParams(), progress=False)
     table = result.flow.table()
     assert list(table.columns) == [*GROUPS, "total"]
     assert table.loc["stars in", "total"] == 12 and table.loc["stars kept", "total"] == 9

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from varnet import baseline, evaluate, io
-from varnet.errors import VarnetError
-from varnet.taxonomy import CLASSES
+from varnet.core import files
+from varnet.core.errors import VarnetError
+from varnet.core.taxonomy import CLASSES
+from varnet.evaluation import baseline, evaluate
 
 K = len(CLASSES)
 VARIANTS = {"joint": {"mode": "joint", "photometric": False},
@@ -42,13 +43,13 @@ def fake_model_dir(root: Path, name: str, seed: int, n_stars: int = 48, per_star
     train_energy = energy[subset == "train"]
     model_dir = root / name
     model_dir.mkdir(parents=True)
-    io.write_npz(model_dir / "predictions.npz", index=np.arange(n), subset=subset,
+    files.write_npz(model_dir / "predictions.npz", index=np.arange(n), subset=subset,
                  label=label, star_id=star_id, gamma=gamma, energy=energy,
                  class_energy=rng.normal(size=(n, K)), embedding=rng.normal(size=(n, 4)),
                  features=rng.normal(size=(n, 6)))
-    io.write_json({p: float(np.percentile(train_energy, float(p))) for p in ("80", "95")},
+    files.write_json({p: float(np.percentile(train_energy, float(p))) for p in ("80", "95")},
                   model_dir / "thresholds.json")
-    io.write_json({**VARIANTS[name], "model": {"embedding": 4}}, model_dir / "variant.json")
+    files.write_json({**VARIANTS[name], "model": {"embedding": 4}}, model_dir / "variant.json")
     pd.DataFrame({"epoch": np.arange(5), "val_ae_loss": np.linspace(2, 1, 5),
                   "val_accuracy": np.linspace(0.2, 0.9, 5)}).to_csv(model_dir / "history.csv",
                                                                     index=False)
@@ -102,7 +103,7 @@ def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
 
 
 def test_star_level_averages_gamma_and_energy_within_a_subset(tmp_path):
-    predictions = io.read_npz(fake_model_dir(tmp_path, "joint", 3) / "predictions.npz")
+    predictions = files.read_npz(fake_model_dir(tmp_path, "joint", 3) / "predictions.npz")
     stars = evaluate.star_level(predictions, ("valid", "novel"))
     rows = predictions["star_id"] == "S009"
     assert stars["star_id"][1] == "S009" and stars["subset"][1] == "valid"
@@ -128,9 +129,9 @@ def test_no_trained_variant_is_a_clear_error(tmp_path):
 
 def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
     root, models, params = workspace
-    predictions = io.read_npz(models / "joint" / "predictions.npz")
+    predictions = files.read_npz(models / "joint" / "predictions.npz")
     sequences_file = root / "sequences.npz"
-    io.write_npz(sequences_file, **fake_sequences(len(predictions["label"]),
+    files.write_npz(sequences_file, **fake_sequences(len(predictions["label"]),
                                                   predictions["label"]))
     params = {**params, "baseline": {"n_estimators": [10], "criterion": ["gini"],
                                      "max_features": [0.3, 0.5], "min_samples_leaf": [1],
@@ -180,7 +181,7 @@ def _metrics(accuracy: float) -> dict:
 
 
 def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
-    from varnet import sweep
+    from varnet.evaluation import sweep
 
     baseline = _exp("a" * 40, "main", 16, _metrics(0.96))
     other_split = _exp("e" * 40, "by-sequence", 16, _metrics(0.99))
@@ -213,7 +214,7 @@ def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
 def test_evaluation_is_logged_into_the_variants_mlflow_run(workspace, monkeypatch):
     import mlflow
 
-    from varnet import tracking
+    from varnet.core import tracking
 
     root, models, params = workspace
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -221,7 +222,7 @@ def test_evaluation_is_logged_into_the_variants_mlflow_run(workspace, monkeypatc
     tracking.configure(params)
     with mlflow.start_run() as run:
         pass
-    io.write_json({"run_id": run.info.run_id}, models / "joint" / "run.json")
+    files.write_json({"run_id": run.info.run_id}, models / "joint" / "run.json")
     args = argparse.Namespace(models=models, reports=root / "reports", no_mlflow=False)
     assert evaluate.run(args, params) == 0
     logged = mlflow.MlflowClient().get_run(run.info.run_id)

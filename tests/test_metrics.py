@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from varnet import metrics
+from varnet.scoring import metrics
 
 
 def test_confusion_matrix_is_normalised_by_true_class_and_nan_for_absent_classes():
@@ -76,7 +76,7 @@ def test_level_metrics_use_known_rows_for_accuracy_and_known_plus_novel_for_nove
 
 
 def test_released_run_novelty_scores_are_reproduced(shared_data):
-    """method.md §6: the released energies give the published P/R/F1 at both thresholds."""
+    """docs/method.md §6: the released energies give the published P/R/F1 at both thresholds."""
     path = shared_data / "tsang2019-reference" / "energies.npz"
     if not path.exists():
         pytest.skip(f"{path} not found")

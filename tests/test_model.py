@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from varnet.model import DualTrainer, ModelConfig, build_network, feature_names
+from varnet.core.config import ModelParams
+from varnet.model import DualTrainer, build_network, feature_names
 from varnet.model.autoencoder import LagTransform, ReconstructionFeatures
 from varnet.model.estimation import Standardize
 
@@ -33,7 +34,7 @@ def arrays(photometric: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
 
 def small_network(photometric=False, **overrides) -> keras.Model:
     keras.utils.set_random_seed(0)
-    cfg = ModelConfig(**{"embedding": 4, "gru_units": 8, **overrides})
+    cfg = ModelParams(**{"embedding": 4, "gru_units": 8, **overrides})
     data = arrays(photometric)
     return build_network(cfg, n_classes=K, n_steps=T, aux_train=data["aux"],
                          phot_train=data.get("phot"))
@@ -41,7 +42,7 @@ def small_network(photometric=False, **overrides) -> keras.Model:
 
 def test_parameter_counts_at_paper_size_and_cpu_default():
     aux = arrays()["aux"]
-    paper = build_network(ModelConfig(embedding=16, gru_units=96), n_classes=K, n_steps=200,
+    paper = build_network(ModelParams(embedding=16, gru_units=96), n_classes=K, n_steps=200,
                           aux_train=aux)
     # GRU(96) with reset_after=True (Keras 3) has 3*96 more biases than the Keras 2 cell
     expected = {"encoder": 28_800 + 55_872 + 1_552, "decoder": 33_120 + 55_872 + 97,
@@ -50,7 +51,7 @@ def test_parameter_counts_at_paper_size_and_cpu_default():
         assert paper.get_layer(name).count_params() == count
     assert paper.count_params() == sum(expected.values()) == 175_801
     assert paper.get_layer("features").output.shape[-1] == 21  # l = m + 5
-    cpu = build_network(ModelConfig(), n_classes=K, n_steps=200, aux_train=aux)
+    cpu = build_network(ModelParams(), n_classes=K, n_steps=200, aux_train=aux)
     assert cpu.count_params() == 6_681  # GRU 16, the params.yaml default
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from varnet import cli, io, schema
+from varnet import cli
+from varnet.core import files, schema
 
 ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -52,8 +53,8 @@ def test_every_stage_runs_and_hands_over_to_the_next(project):
     assert catalog.exists() and lightcurves.exists()
     assert "stars kept" in Path("reports/cutflow.md").read_text()
 
-    sequences = io.read_npz(schema.SEQUENCES_FILE)
-    split = io.read_npz(schema.SPLIT_FILE)
+    sequences = files.read_npz(schema.SEQUENCES_FILE)
+    split = files.read_npz(schema.SPLIT_FILE)
     assert sequences["X"].shape[1:] == (100, 2)
     train_stars = set(sequences["star_id"][split["train"]])
     assert not train_stars & set(sequences["star_id"][split["valid"]])
@@ -62,7 +63,7 @@ def test_every_stage_runs_and_hands_over_to_the_next(project):
     model_dir = Path("models/joint")
     for name in ("model.keras", "gmm.npz", "thresholds.json", "predictions.npz", "run.json"):
         assert (model_dir / name).exists(), name
-    gmm = io.read_npz(model_dir / "gmm.npz")
+    gmm = files.read_npz(model_dir / "gmm.npz")
     assert np.isclose(gmm["phi"].sum(), 1.0)
 
     import mlflow

@@ -9,16 +9,9 @@ import pytest
 import tiny_project
 import yaml
 
-from varnet.errors import VarnetError
-from varnet.registry import (
-    CHALLENGER,
-    CHAMPION,
-    PromoteConfig,
-    compare,
-    get_alias,
-    model_uri,
-    promote,
-)
+from varnet.core.config import PromoteParams
+from varnet.core.errors import VarnetError
+from varnet.serving.promote import CHALLENGER, CHAMPION, compare, get_alias, model_uri, promote
 
 RULE = {"valid_accuracy": 0.0, "novelty_auroc": 0.01}
 DATA = {"data.sequences": "aa11", "data.split": "bb22"}
@@ -57,7 +50,7 @@ def test_refuses_other_data_and_missing_metrics():
 
 def test_config_rejects_negative_tolerance():
     with pytest.raises(ValueError, match="tolerance"):
-        PromoteConfig(metrics={"valid_accuracy": -0.1})
+        PromoteParams(metrics={"valid_accuracy": -0.1})
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +89,7 @@ def register(client: mlflow.MlflowClient, metrics: dict[str, float], name: str,
 
 
 def test_promotion_accepted_then_refused_then_forced(client, name):
-    cfg = PromoteConfig(metrics=RULE)
+    cfg = PromoteParams(metrics=RULE)
     v1 = register(client, {"valid_accuracy": 0.90, "novelty_auroc": 0.80}, name)
     outcome, *_ = promote(client, name, None, cfg)
     assert outcome == "promoted" and str(get_alias(client, name, CHAMPION).version) == v1
@@ -131,7 +124,7 @@ def test_promotion_accepted_then_refused_then_forced(client, name):
 
 
 def test_refused_on_other_data(client, name):
-    cfg = PromoteConfig(metrics=RULE)
+    cfg = PromoteParams(metrics=RULE)
     register(client, {"valid_accuracy": 0.5, "novelty_auroc": 0.5}, name)
     promote(client, name, None, cfg)
     register(client, {"valid_accuracy": 0.99, "novelty_auroc": 0.99}, name,
@@ -141,7 +134,7 @@ def test_refused_on_other_data(client, name):
 
 
 def test_unknown_model_version_or_alias(client, name):
-    cfg = PromoteConfig()
+    cfg = PromoteParams()
     with pytest.raises(VarnetError, match="no registered model"):
         promote(client, "nope", None, cfg)
     register(client, {"valid_accuracy": 0.5, "novelty_auroc": 0.5}, name)
@@ -157,7 +150,7 @@ def test_command_exit_codes_and_messages(tmp_path, capsys):
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_project.tiny_params(tmp_path)))
     with tiny_project.inside(tmp_path):
-        from varnet import tracking
+        from varnet.core import tracking
 
         tracking.configure(tiny_project.tiny_params(tmp_path))
         client = mlflow.MlflowClient()

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import tiny_project
 
-from varnet import pyfunc
-from varnet.errors import VarnetError
-from varnet.taxonomy import CLASSES
+from varnet.core.errors import VarnetError
+from varnet.core.taxonomy import CLASSES
+from varnet.scoring import lightcurves, pyfunc
 
 LENGTH = 20
 
 
 class FakeScorer:
-    """Deterministic stand-in for varnet.inference.Scorer: outputs are functions of aux."""
+    """Deterministic stand-in for varnet.scoring.inference.Scorer: outputs are functions of aux."""
 
     thresholds = {"80": 13.5, "95": 14.5}
     classes = CLASSES
@@ -45,13 +45,13 @@ def star(star_id: str, n: int, period: float | None, mean: float, seed: int,
 
 @pytest.fixture()
 def prep():
-    return pyfunc.Preprocessing(length=LENGTH)
+    return lightcurves.Preprocessing(length=LENGTH)
 
 
 def test_stars_are_scored_in_input_order_with_per_star_means(prep):
     lc = pd.concat([star("b", 2 * LENGTH + 5, 0.7, 14.0, 1), star("a", LENGTH, 3.1, 15.0, 2)])
     scorer = FakeScorer()
-    out = pyfunc.score_lightcurves(scorer, prep, lc)
+    out = lightcurves.score_lightcurves(scorer, prep, lc)
     assert out["id"].tolist() == ["b", "a"]
     assert out["n_sequences"].tolist() == [2, 1]
     assert out["period_source"].tolist() == ["catalog", "catalog"]
@@ -64,7 +64,7 @@ def test_stars_are_scored_in_input_order_with_per_star_means(prep):
     assert (out["novel_p95"] == (out["energy"] >= 14.5)).all()
     assert out["note"].isna().all()
 
-    sequences = pyfunc.score_lightcurves(scorer, prep, lc, level="sequence")
+    sequences = lightcurves.score_lightcurves(scorer, prep, lc, level="sequence")
     assert sequences["id"].tolist() == ["b", "b", "a"]
     assert sequences["sequence"].tolist() == [0, 1, 0]
     b = sequences[sequences["id"] == "b"]
@@ -77,7 +77,7 @@ def test_bad_points_are_dropped_and_short_stars_get_a_note_not_an_exception(prep
     good.loc[good.index[:3], "mag"] = [np.nan, 99.99, 13.0]   # NaN and a flag: dropped
     good.loc[good.index[2], "err"] = 0.0                       # non-positive error: dropped
     short = star("short", LENGTH - 1, 1.5, 13.0, 4)
-    out = pyfunc.score_lightcurves(FakeScorer(), prep, pd.concat([short, good]))
+    out = lightcurves.score_lightcurves(FakeScorer(), prep, pd.concat([short, good]))
     assert out["id"].tolist() == ["short", "good"]
     assert out["n_points"].tolist() == [LENGTH - 1, LENGTH]
     failed = out.iloc[0]
@@ -86,7 +86,7 @@ def test_bad_points_are_dropped_and_short_stars_get_a_note_not_an_exception(prep
     assert failed["n_sequences"] == 0 and not failed["novel_p95"]
     assert out.iloc[1]["n_sequences"] == 1 and pd.isna(out.iloc[1]["note"])
 
-    sequences = pyfunc.score_lightcurves(FakeScorer(), prep, pd.concat([short, good]),
+    sequences = lightcurves.score_lightcurves(FakeScorer(), prep, pd.concat([short, good]),
                                          level="sequence")
     assert sequences["sequence"].tolist() == [-1, 0]
 
@@ -94,7 +94,7 @@ def test_bad_points_are_dropped_and_short_stars_get_a_note_not_an_exception(prep
 def test_missing_periods_come_from_lomb_scargle(prep):
     lc = pd.concat([star("noperiod", 3 * LENGTH, None, 13.0, 5),
                     star("short", 5, None, 13.0, 6)]).drop(columns="period")
-    out = pyfunc.score_lightcurves(FakeScorer(), prep, lc)
+    out = lightcurves.score_lightcurves(FakeScorer(), prep, lc)
     assert out.loc[0, "period_source"] == "lomb-scargle"
     assert out.loc[0, "period"] == pytest.approx(2.37, rel=1e-2)
     assert pd.isna(out.loc[1, "period_source"]) and np.isnan(out.loc[1, "period"])
@@ -103,7 +103,7 @@ def test_missing_periods_come_from_lomb_scargle(prep):
 
 @pytest.mark.parametrize("period", [0.071, 0.55, 14.2, 310.0])
 def test_lomb_scargle_recovers_periods_from_minutes_to_years(period):
-    from varnet.periods import lomb_scargle_period
+    from varnet.prepare.periods import lomb_scargle_period
 
     rng = np.random.default_rng(1)
     time = np.sort(rng.uniform(0, 1500, 300))
@@ -114,7 +114,7 @@ def test_lomb_scargle_recovers_periods_from_minutes_to_years(period):
 
 
 def test_lomb_scargle_refuses_light_curves_without_a_period():
-    from varnet.periods import lomb_scargle_period
+    from varnet.prepare.periods import lomb_scargle_period
 
     t = np.arange(50.0)
     with pytest.raises(VarnetError, match="constant"):
@@ -127,7 +127,7 @@ def test_conflicting_periods_and_absurd_periods_are_noted(prep):
     conflicting = star("c", LENGTH, 0.5, 13.0, 6)
     conflicting.loc[conflicting.index[0], "period"] = 0.6
     absurd = star("x", LENGTH, 5000.0, 13.0, 7)
-    out = pyfunc.score_lightcurves(FakeScorer(), prep, pd.concat([conflicting, absurd]))
+    out = lightcurves.score_lightcurves(FakeScorer(), prep, pd.concat([conflicting, absurd]))
     assert "conflicting period" in out.loc[0, "note"]
     assert "outside the trained range" in out.loc[1, "note"]
     assert (out["n_sequences"] == 0).all()
@@ -136,7 +136,7 @@ def test_conflicting_periods_and_absurd_periods_are_noted(prep):
 def test_per_star_photometry_reaches_the_scorer_with_nan_for_missing(prep):
     lc = star("p", LENGTH, 0.5, 13.0, 8).assign(phot_g_abs=1.0, bp_rp=0.5, w_rp=np.nan)
     scorer = FakeScorer()
-    pyfunc.score_lightcurves(scorer, prep, lc)
+    lightcurves.score_lightcurves(scorer, prep, lc)
     np.testing.assert_array_equal(scorer.calls[0][1], [[1.0, 0.5, np.nan]])
 
 
@@ -151,8 +151,8 @@ def test_per_star_photometry_reaches_the_scorer_with_nan_for_missing(prep):
      "level must be one of"),
 ])
 def test_malformed_requests_raise_a_clear_input_error(prep, frame, params, message):
-    with pytest.raises(pyfunc.InputError, match=message) as info:
-        pyfunc.score_lightcurves(FakeScorer(), prep, frame, level=params)
+    with pytest.raises(lightcurves.InputError, match=message) as info:
+        lightcurves.score_lightcurves(FakeScorer(), prep, frame, level=params)
     assert isinstance(info.value, VarnetError)          # clean CLI message
     assert info.value.get_http_status_code() == 400     # HTTP 400 when served
 
@@ -163,7 +163,7 @@ def test_signature_and_input_example_agree(prep):
     assert sig.inputs.required_input_names() == ["id", "time", "mag", "err"]
     assert set(example.columns) <= set(sig.inputs.input_names())
     assert sig.params.to_dict()[0]["name"] == "level"
-    out = pyfunc.score_lightcurves(FakeScorer(), prep, example)
+    out = lightcurves.score_lightcurves(FakeScorer(), prep, example)
     assert list(out.columns) == [c for c in sig.outputs.input_names() if c != "sequence"]
 
 
@@ -185,19 +185,19 @@ def _survey(rng: np.random.Generator, length: int) -> tuple[pd.DataFrame, pd.Dat
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     """A tiny joint model trained for one epoch and registered as `varnet` version 1."""
-    from varnet import io, schema
-    from varnet.sequences import make_sequences
-    from varnet.train import train_variant
+    from varnet.core import files, schema
+    from varnet.prepare.sequences import build_sequences
+    from varnet.training.train import train_variant
 
     root = tmp_path_factory.mktemp("pyfunc")
     with tiny_project.inside(root):
         catalog, curves = _survey(np.random.default_rng(0), LENGTH)
-        arrays = make_sequences(catalog, curves, LENGTH)
+        arrays = build_sequences(catalog, curves, LENGTH)[0]
         known = arrays["label"] >= 0
         in_valid = np.isin(arrays["star_id"], [f"star{i:02d}" for i in range(2, 24, 3)])
         train, valid = np.flatnonzero(known & ~in_valid), np.flatnonzero(known & in_valid)
-        io.write_npz(schema.SEQUENCES_FILE, **arrays)
-        io.write_npz(schema.SPLIT_FILE, train=train, valid=valid,
+        files.write_npz(schema.SEQUENCES_FILE, **arrays)
+        files.write_npz(schema.SPLIT_FILE, train=train, valid=valid,
                      novel=np.flatnonzero(arrays["label"] < 0))
         params = {
             "model": {"embedding": 3, "gru_units": 4, "gru_layers": 1},
@@ -213,12 +213,12 @@ def registered(tmp_path_factory):
 def test_registered_model_predicts_exactly_what_the_in_process_scorer_does(registered):
     import mlflow
 
-    from varnet.inference import Scorer
+    from varnet.scoring.inference import Scorer
 
     root, params, result, curves = registered
     assert result["version"] == "1"
     model_dir = root / "models" / "joint"
-    scorer, prep = Scorer.load(model_dir), pyfunc.preprocessing_for(model_dir)
+    scorer, prep = Scorer.load(model_dir), lightcurves.preprocessing_for(model_dir)
     # raw light curves: catalog periods for some stars, Lomb-Scargle for one, one too short
     lc = curves[curves["id"].isin(["star00", "star07", "star13", "star24"])].copy()
     lc["period"] = lc["id"].map({"star00": 0.3, "star07": 0.3 * 1.6 ** 2, "star24": 0.3 * 1.6 ** 9})
@@ -226,7 +226,7 @@ def test_registered_model_predicts_exactly_what_the_in_process_scorer_does(regis
 
     loaded = mlflow.pyfunc.load_model("models:/varnet/1")
     for level in ("star", "sequence"):
-        expected = pyfunc.score_lightcurves(scorer, prep, lc, level)
+        expected = lightcurves.score_lightcurves(scorer, prep, lc, level)
         got = loaded.predict(lc, params={"level": level})
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
     stars = loaded.predict(lc)
@@ -245,7 +245,7 @@ def test_registered_model_predicts_exactly_what_the_in_process_scorer_does(regis
 def test_each_logged_run_registers_a_new_version(registered):
     import mlflow
 
-    from varnet import tracking
+    from varnet.core import tracking
 
     root, params, _, _ = registered
     tracking.configure(params)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from varnet import cli, io, schema, taxonomy
+from varnet import cli
+from varnet.core import files, schema, taxonomy
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "surveys"
 ROOT_PARAMS = CONFIGS.parents[1] / "params.yaml"
@@ -32,8 +33,8 @@ def test_real_survey_reaches_the_split_with_only_params(overlay, length, classes
     for stage in ("snapshot", "validate", "sequences", "split"):
         assert cli.main([*argv, stage]) == 0, f"{overlay}: stage {stage} failed"
 
-    sequences = io.read_npz(schema.SEQUENCES_FILE)
-    split = io.read_npz(schema.SPLIT_FILE)
+    sequences = files.read_npz(schema.SEQUENCES_FILE)
+    split = files.read_npz(schema.SPLIT_FILE)
     assert sequences["X"].shape[1] == length
     trained = {taxonomy.CLASSES[k] for k in np.unique(sequences["label"][split["train"]])}
     assert trained == classes

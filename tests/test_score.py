@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import tiny_project
 
-from varnet import score
 from varnet.cli import main as varnet_main
-from varnet.errors import VarnetError
-from varnet.taxonomy import CLASSES
+from varnet.core.errors import VarnetError
+from varnet.core.taxonomy import CLASSES
+from varnet.serving import score
 
 SKYPATROL = "small-fixtures/asassn-skypatrol-vxmen/vxmen.csv"
 

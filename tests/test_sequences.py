@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from varnet import cli, io, schema, taxonomy
-from varnet.errors import VarnetError
-from varnet.sequences import build_sequences, make_sequences
+from varnet import cli
+from varnet.core import files, schema, taxonomy
+from varnet.core.errors import VarnetError
+from varnet.prepare.sequences import build_sequences
 
 N = 8
 
@@ -34,7 +35,7 @@ def light_curve(star: str, n_points: int, band: str = "V", seed: int = 0,
 
 
 def expected_sequence(chunk: pd.DataFrame, period: float) -> dict[str, np.ndarray]:
-    """The method, written out point by point for one chunk (method.md §1)."""
+    """The method, written out point by point for one chunk (docs/method.md §1)."""
     phase = [t % period for t in chunk["time"]]
     order = sorted(range(len(phase)), key=lambda i: phase[i])
     phase = [phase[i] for i in order]
@@ -50,7 +51,7 @@ def expected_sequence(chunk: pd.DataFrame, period: float) -> dict[str, np.ndarra
 def test_fold_lags_normalisation_and_weights_match_a_direct_computation():
     period = 0.37
     lc = light_curve("a", 2 * N)
-    arrays = make_sequences(catalog_of(("a", period, "RRAB")), lc, N)
+    arrays = build_sequences(catalog_of(("a", period, "RRAB")), lc, N)[0]
     assert arrays["X"].shape == (2, N, 2)
     for i in range(2):
         want = expected_sequence(lc.iloc[i * N:(i + 1) * N], period)
@@ -61,7 +62,7 @@ def test_fold_lags_normalisation_and_weights_match_a_direct_computation():
     assert (arrays["X"][:, :-1, 0] >= 0).all() and (arrays["X"][:, -1, 0] == 0).all()
     np.testing.assert_allclose(arrays["X"][:, :, 1].mean(axis=1), 0, atol=1e-6)
     np.testing.assert_allclose(arrays["X"][:, :, 1].std(axis=1), 1, rtol=1e-5)
-    assert arrays["label"].tolist() == [taxonomy.class_index("RRAB")] * 2
+    assert arrays["label"].tolist() == [taxonomy.CLASSES.index("RRAB")] * 2
     assert arrays["star_id"].tolist() == ["a", "a"] and arrays["band"].tolist() == ["V", "V"]
     assert arrays["period"].tolist() == [period, period]
     np.testing.assert_allclose(arrays["phot"], [[1.5, 0.7, np.nan]] * 2, rtol=1e-6)
@@ -133,7 +134,7 @@ def test_input_order_does_not_matter_and_equal_phases_keep_time_order():
     lc["time"] = 2_458_000 + np.arange(N) * period  # every point folds to phase 0
     shuffled = lc.sample(frac=1.0, random_state=1)
     catalog = catalog_of(("a", period, "DSCT"))
-    arrays = make_sequences(catalog, shuffled, N)
+    arrays = build_sequences(catalog, shuffled, N)[0]
     mag = lc["mag"].to_numpy()
     np.testing.assert_allclose(arrays["X"][0, :, 1], (mag - mag.mean()) / mag.std(), rtol=1e-5)
     assert (arrays["X"][0, :, 0] == 0).all()
@@ -142,22 +143,22 @@ def test_input_order_does_not_matter_and_equal_phases_keep_time_order():
 def test_labels_var_unlabeled_and_unknown_classes():
     catalog = catalog_of(("a", 1.0, "VAR"), ("b", 1.0, None), ("c", 1.0, "CEPH"))
     lc = pd.concat([light_curve(s, N) for s in "abc"])
-    assert make_sequences(catalog, lc, N)["label"].tolist() == [-1, -1, 0]
+    assert build_sequences(catalog, lc, N)[0]["label"].tolist() == [-1, -1, 0]
     bare = catalog[["id", "period"]]  # a scoring-time catalog: no labels, no photometry
-    arrays = make_sequences(bare, lc, N)
+    arrays = build_sequences(bare, lc, N)[0]
     assert arrays["label"].tolist() == [-1, -1, -1] and np.isnan(arrays["phot"]).all()
     with pytest.raises(VarnetError, match="superclass"):
-        make_sequences(catalog.assign(superclass="EW"), lc, N)
+        build_sequences(catalog.assign(superclass="EW"), lc, N)[0]
     with pytest.raises(VarnetError, match="more than once"):
-        make_sequences(pd.concat([catalog, catalog]), lc, N)
+        build_sequences(pd.concat([catalog, catalog]), lc, N)[0]
 
 
 def test_storage_round_trips_without_pickle(tmp_path):
     catalog = catalog_of(("star-1", 0.3, "RRCD"), ("star-22", 30.0, "VAR"))
     lc = pd.concat([light_curve("star-1", 3 * N), light_curve("star-22", N, band="g")])
-    arrays = make_sequences(catalog, lc, N)
+    arrays = build_sequences(catalog, lc, N)[0]
     path = tmp_path / "sequences.npz"
-    io.write_npz(path, **arrays)
+    files.write_npz(path, **arrays)
     with np.load(path, allow_pickle=False) as loaded:
         assert set(loaded.files) == set(arrays)
         for name, array in arrays.items():
@@ -166,8 +167,8 @@ def test_storage_round_trips_without_pickle(tmp_path):
 
 
 def write_interim(root, catalog: pd.DataFrame, lc: pd.DataFrame) -> None:
-    io.write_parquet(catalog, root / schema.INTERIM_CATALOG)
-    io.write_parquet(lc, root / schema.INTERIM_LIGHTCURVES)
+    files.write_parquet(catalog, root / schema.INTERIM_CATALOG)
+    files.write_parquet(lc, root / schema.INTERIM_LIGHTCURVES)
     (root / "params.yaml").write_text(yaml.safe_dump({"sequences": {"length": N}}))
 
 
@@ -179,7 +180,7 @@ def test_command_writes_sequences_and_counts(tmp_path, monkeypatch, capsys):
     assert cli.main(["sequences"]) == 0
     out = capsys.readouterr().out
     assert "1 stars with fewer than 8 points in every band" in out
-    arrays = io.read_npz(schema.SEQUENCES_FILE)
+    arrays = files.read_npz(schema.SEQUENCES_FILE)
     assert arrays["label"].tolist() == [2, 2, -1]
     report = json.loads((schema.REPORTS_DIR / "sequences.json").read_text())
     assert report["per_class"]["ECL"] == {"stars_in": 2, "stars_kept": 1, "sequences": 2}

@@ -9,9 +9,10 @@ import pytest
 import yaml
 from sklearn.model_selection import StratifiedKFold
 
-from varnet import cli, io, schema, taxonomy
-from varnet.errors import VarnetError
-from varnet.split import split_indices
+from varnet import cli
+from varnet.core import files, schema, taxonomy
+from varnet.core.errors import VarnetError
+from varnet.prepare.split import split_indices
 
 K = len(taxonomy.CLASSES)
 
@@ -86,7 +87,7 @@ def test_a_class_too_small_to_split_is_named():
 def test_classes_absent_from_the_survey_are_allowed():
     """Real surveys (EROS-1, Stripe 82) hold only some of the 8 classes."""
     label, star = survey_labels()
-    sr = taxonomy.class_index("SR")
+    sr = taxonomy.CLASSES.index("SR")
     label[label == sr] = -1
     split = split_indices(label, star, by="star")
     assert not (label[split["train"]] == sr).any()
@@ -96,12 +97,12 @@ def test_classes_absent_from_the_survey_are_allowed():
 def test_command_writes_indices_and_counts(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     label, star = survey_labels()
-    io.write_npz(schema.SEQUENCES_FILE, label=label, star_id=star,
+    files.write_npz(schema.SEQUENCES_FILE, label=label, star_id=star,
                  classes=np.asarray(taxonomy.CLASSES, dtype=str))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": {"by": "star", "seed": 1}}))
     assert cli.main(["split"]) == 0
     assert "stars with sequences in both train and valid: 0" in capsys.readouterr().out
-    written = io.read_npz(schema.SPLIT_FILE)
+    written = files.read_npz(schema.SPLIT_FILE)
     expected = split_indices(label, star, by="star", seed=1)
     for name in ("train", "valid", "novel"):
         np.testing.assert_array_equal(written[name], expected[name])

@@ -16,13 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from varnet import cli, schema
-from varnet.config import from_dict
-from varnet.errors import VarnetError
-from varnet.surveys import asassn, table
-from varnet.surveys.asassn import AsassnParams, read_asassn_survey
-from varnet.surveys.snapshot import SurveyParams, load_survey
-from varnet.surveys.table import TableParams, read_table_survey
+from varnet import cli
+from varnet.core import schema
+from varnet.core.config import AsassnParams, SurveyParams, TableParams, from_dict
+from varnet.core.errors import VarnetError
+from varnet.core.schema import SENTINEL_MAG
+from varnet.surveys import asassn
+from varnet.surveys.asassn import read_asassn_survey
+from varnet.surveys.snapshot import load_survey
+from varnet.surveys.table import read_table_survey
 
 FIXTURES = Path(__file__).parent / "fixtures" / "asassn"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "surveys"
@@ -86,7 +88,7 @@ def test_database_lightcurves_flag_upper_limits_and_map_cameras_to_bands():
     assert list(catalog.columns) == list(schema.CATALOG_COLUMNS)
     assert list(lc.columns) == list(schema.LIGHTCURVE_COLUMNS)
     old_format = lc[lc["id"] == "102"]
-    assert (old_format["mag"] == table.SENTINEL_MAG).sum() == 2  # '>15.914' and mag_err 99.990
+    assert (old_format["mag"] == SENTINEL_MAG).sum() == 2  # '>15.914' and mag_err 99.990
     assert counts["upper_limits_flagged"] == 2
     assert lc[lc["id"] == "103"].groupby("band").size().to_dict() == {"V": 2, "g": 2}
     # lc999.dat has no catalog row: it joins as an unknown star, counted, not dropped
@@ -104,7 +106,7 @@ def test_vizier_catalog_with_skypatrol_exports():
     assert by_id["class_probability"].tolist() == [0.97, 0.88, 0.66]
     hads = lc[lc["id"] == "ASASSN-V J051528.12-671233.5"]  # file name: spaces written as '_'
     assert len(hads) == 5 and set(hads["band"]) == {"g"}
-    assert (hads["mag"] == table.SENTINEL_MAG).sum() == 1  # Sky Patrol non-detection
+    assert (hads["mag"] == SENTINEL_MAG).sum() == 1  # Sky Patrol non-detection
     web = lc[lc["id"] == "ASASSN-V J060102.50+224011.9"]  # web export: comments, Filter column
     assert web["band"].tolist() == ["V", "V", "V", "g"]
     assert counts["stars_without_catalog_row"] == 0
@@ -128,7 +130,7 @@ def test_table_adapter_maps_columns_labels_periods_and_flags(tmp_path):
     assert lc.groupby(["id", "band"]).size().to_dict() == {
         ("s1", "B"): 4, ("s1", "R"): 3, ("s2", "B"): 6, ("s3", "B"): 2}
     flagged = lc[lc["err"] > 9]
-    assert flagged["mag"].tolist() == [table.SENTINEL_MAG]
+    assert flagged["mag"].tolist() == [SENTINEL_MAG]
     assert counts["points_flagged_by_error"] == 1
 
 
@@ -370,7 +372,7 @@ def test_duplicate_catalog_ids_are_named(tmp_path, monkeypatch, capsys):
 def test_download_without_the_clients_says_how_to_install(tmp_path, monkeypatch):
     import sys
 
-    from varnet.surveys.asassn import DownloadParams
+    from varnet.core.config import DownloadParams
     from varnet.surveys.download import download_asassn
 
     monkeypatch.setitem(sys.modules, "astroquery.vizier", None)
@@ -502,7 +504,7 @@ def test_download_through_the_clients_against_a_local_server(tmp_path, monkeypat
     catalog, lc = (pd.read_parquet(p) for p in schema.raw_paths("dl"))
     assert catalog.set_index("id")["superclass"].to_dict() == {
         "ASASSN-V J051528.12-671233.5": "DSCT", "ASASSN-V J010101.01+010101.0": "ECL"}
-    assert lc["mag"].tolist() == [13.859, 13.925, table.SENTINEL_MAG]
+    assert lc["mag"].tolist() == [13.859, 13.925, SENTINEL_MAG]
     assert set(lc["band"]) == {"g"}
 
 

@@ -6,20 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from varnet import schema, taxonomy
-from varnet.surveys import compare
-from varnet.surveys.synthetic import (
-    SENTINEL_MAG,
-    SyntheticConfig,
-    class_counts,
-    noise_sigma,
-    simulate_survey,
-)
+from benchmarks import survey_compare as compare
+from varnet.core import schema, taxonomy
+from varnet.core.config import SyntheticParams
+from varnet.surveys.synthetic import SENTINEL_MAG, class_counts, noise_sigma, simulate_survey
 
 
 @pytest.fixture(scope="module")
 def survey() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return simulate_survey(SyntheticConfig(seed=3, n_stars=200))
+    return simulate_survey(SyntheticParams(seed=3, n_stars=200))
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +24,9 @@ def good_epochs(survey) -> pd.DataFrame:
 
 
 def test_same_seed_same_frames_other_seed_other_frames():
-    first = simulate_survey(SyntheticConfig(seed=5, n_stars=30))
-    again = simulate_survey(SyntheticConfig(seed=5, n_stars=30))
-    other = simulate_survey(SyntheticConfig(seed=6, n_stars=30))
+    first = simulate_survey(SyntheticParams(seed=5, n_stars=30))
+    again = simulate_survey(SyntheticParams(seed=5, n_stars=30))
+    other = simulate_survey(SyntheticParams(seed=6, n_stars=30))
     for frame, same in zip(first, again, strict=True):
         pd.testing.assert_frame_equal(frame, same)
     assert not first[0]["period"].equals(other[0]["period"])
@@ -69,19 +64,19 @@ def test_every_class_and_var_present_with_consistent_labels(survey):
 
 
 def test_class_counts_follow_table1_with_floor():
-    counts = class_counts(SyntheticConfig())
+    counts = class_counts(SyntheticParams())
     assert sum(counts.values()) == 2400 and counts[taxonomy.NOVEL] == 240
     assert min(counts[c] for c in taxonomy.CLASSES) >= 60
     assert max(counts, key=counts.get) == "ECL" and counts["SR"] > counts["RRCD"]
-    small = class_counts(SyntheticConfig(n_stars=100))
+    small = class_counts(SyntheticParams(n_stars=100))
     assert sum(small.values()) == 100 and min(small.values()) >= 10
 
 
 def test_config_rejects_impossible_sizes():
     with pytest.raises(ValueError, match="n_stars"):
-        SyntheticConfig(n_stars=5)
+        SyntheticParams(n_stars=5)
     with pytest.raises(ValueError, match="var_fraction"):
-        SyntheticConfig(var_fraction=1.0)
+        SyntheticParams(var_fraction=1.0)
 
 
 def test_seasonal_cadence_and_epoch_counts(good_epochs):
@@ -161,8 +156,8 @@ def test_compare_writes_figures_and_doc_without_real_data(tmp_path, capsys):
     assert text.startswith("# Hand-written intro\n\nkept\n")
     assert compare.BEGIN in text and "Real data were not found" in text
     table = compare.summary_table(compare.simulator_values(simulate_survey(
-        SyntheticConfig(n_stars=60))[0]))
-    compare.write_findings(doc, table, SyntheticConfig(n_stars=60), None)
+        SyntheticParams(n_stars=60))[0]))
+    compare.write_findings(doc, table, SyntheticParams(n_stars=60), None)
     rewritten = doc.read_text()  # rerunning replaces the block, keeps the prose
     assert rewritten.count(compare.BEGIN) == 1 and "n_stars=60" in rewritten
     assert rewritten.startswith("# Hand-written intro\n\nkept\n")
@@ -178,6 +173,6 @@ def test_reference_sets_load_by_class(shared_data):
     assert s82["amplitude"].notna().all()
     assert s82.groupby("superclass")["amplitude"].median()["RRAB"] > 0.5
     table = compare.summary_table(pd.concat([compare.simulator_values(
-        simulate_survey(SyntheticConfig(seed=0, n_stars=200))[0]), values]))
+        simulate_survey(SyntheticParams(seed=0, n_stars=200))[0]), values]))
     rrab = table[(table["superclass"] == "RRAB") & (table["source"] == "SDSS S82")]
     assert abs(rrab["dlogP_sim_minus_real"].item()) < 0.1

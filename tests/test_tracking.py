@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from varnet.tracking import MlflowConfig, artifact_uri, tracking_uri
+from varnet.core.config import MlflowParams
+from varnet.core.tracking import artifact_uri, tracking_uri
 
 
 def test_relative_store_is_in_the_project(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
-    cfg = MlflowConfig()
+    cfg = MlflowParams()
     assert tracking_uri(cfg) == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
     artifacts = tmp_path.resolve() / "mlruns" / "artifacts"
     assert artifact_uri(cfg, tracking_uri(cfg)) == artifacts.as_uri()
@@ -21,7 +22,7 @@ def test_a_queued_dvc_experiment_logs_to_the_project_store(tmp_path, monkeypatch
     executor = tmp_path / ".dvc" / "tmp" / "exps" / "tmpk3j2"
     executor.mkdir(parents=True)
     monkeypatch.chdir(executor)
-    cfg = MlflowConfig()
+    cfg = MlflowParams()
     assert tracking_uri(cfg) == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
     assert Path(artifact_uri(cfg, tracking_uri(cfg))[len("file://"):]) == (
         tmp_path.resolve() / "mlruns" / "artifacts")
@@ -31,5 +32,5 @@ def test_absolute_and_environment_stores_are_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "elsewhere" / "runs.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
-    assert tracking_uri(MlflowConfig()) == f"sqlite:///{store}"
+    assert tracking_uri(MlflowParams()) == f"sqlite:///{store}"
     assert store.parent.is_dir()

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from varnet import cli, io, schema, taxonomy
-from varnet.inference import Scorer
-from varnet.train import load_data, train_variant
+from varnet import cli
+from varnet.core import files, schema, taxonomy
+from varnet.scoring.inference import Scorer
+from varnet.training.train import load_data, train_variant
 
 T = 20
 CLASSES_USED = (2, 5, 7)  # ECL, RRAB, SR: enough for a split, quick to learn
@@ -55,10 +56,10 @@ def project(tmp_path, monkeypatch) -> dict:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     arrays = tiny_sequences()
-    io.write_npz(schema.SEQUENCES_FILE, **arrays)
+    files.write_npz(schema.SEQUENCES_FILE, **arrays)
     known = np.flatnonzero(arrays["label"] >= 0)
     valid = known[::4]
-    io.write_npz(schema.SPLIT_FILE, train=np.setdiff1d(known, valid), valid=valid,
+    files.write_npz(schema.SPLIT_FILE, train=np.setdiff1d(known, valid), valid=valid,
                  novel=np.flatnonzero(arrays["label"] < 0))
     params = {
         "model": {"embedding": 4, "gru_units": 4},
@@ -91,15 +92,15 @@ def run_info(run_id: str):
 
 
 def test_joint_writes_its_artefacts_and_a_registered_run(project):
-    register = importlib.util.find_spec("varnet.pyfunc") is not None
+    register = importlib.util.find_spec("varnet.scoring.pyfunc") is not None
     out = Path("models/joint")
     result = train_variant("joint", project, out, register=register)
 
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["model.keras", "gmm.npz", "thresholds.json", "predictions.npz", "history.csv",
          "variant.json", "run.json"])  # no checkpoint or staging left behind
-    pred = io.read_npz(out / "predictions.npz")
-    split = io.read_npz(schema.SPLIT_FILE)
+    pred = files.read_npz(out / "predictions.npz")
+    split = files.read_npz(schema.SPLIT_FILE)
     assert list(np.unique(pred["subset"])) == ["novel", "train", "valid"]
     np.testing.assert_array_equal(np.sort(pred["index"]),
                                   np.sort(np.r_[split["train"], split["valid"], split["novel"]]))
@@ -108,9 +109,9 @@ def test_joint_writes_its_artefacts_and_a_registered_run(project):
     assert pred["energy"].dtype == np.float64 and np.isfinite(pred["energy"]).all()
     np.testing.assert_array_equal(pred["label"][pred["subset"] == "novel"], -1)
 
-    gmm = io.read_npz(out / "gmm.npz")
+    gmm = files.read_npz(out / "gmm.npz")
     assert gmm["sigma"].shape == (8, 9, 9) and gmm["sigma"].dtype == np.float64
-    thresholds = io.read_json(out / "thresholds.json")
+    thresholds = files.read_json(out / "thresholds.json")
     train_energy = pred["energy"][pred["subset"] == "train"]
     assert thresholds["80"] == pytest.approx(np.percentile(train_energy, 80))
     assert thresholds["80"] < thresholds["95"]
@@ -121,7 +122,7 @@ def test_joint_writes_its_artefacts_and_a_registered_run(project):
 
     # the saved model + frozen GMM reproduce the stored predictions
     scorer = Scorer.load(out)
-    arrays = io.read_npz(schema.SEQUENCES_FILE)
+    arrays = files.read_npz(schema.SEQUENCES_FILE)
     rows = pred["subset"] == "valid"
     scored = scorer.predict(arrays["X"][pred["index"][rows]], arrays["aux"][pred["index"][rows]])
     np.testing.assert_allclose(scored["energy"], pred["energy"][rows], rtol=1e-5)
@@ -139,7 +140,7 @@ def test_joint_writes_its_artefacts_and_a_registered_run(project):
     assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 3
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"gmm.npz", "thresholds.json", "history.csv", "figures"} <= artifacts
-    run_json = io.read_json(out / "run.json")
+    run_json = files.read_json(out / "run.json")
     assert run_json["run_id"] == result["run_id"]
     if register:
         assert run_json["version"] == "1"
@@ -151,7 +152,7 @@ def test_interrupted_sequential_training_resumes_in_the_same_run(project):
     out = Path("models/sequential-phot")
     with pytest.raises(KeyboardInterrupt):  # stop after the first estimation-phase epoch
         train_variant("sequential-phot", project, out, callbacks=[Interrupt(4)], register=False)
-    state = io.read_json(out / "checkpoint" / "state.json")
+    state = files.read_json(out / "checkpoint" / "state.json")
     assert state["epoch"] == 3 and state["phase"] == 1
     first_run = state["run_id"]
     assert run_info(first_run).info.status != "RUNNING"
@@ -168,7 +169,7 @@ def test_interrupted_sequential_training_resumes_in_the_same_run(project):
     assert history["ae_loss"].iloc[:3].notna().all() and history["ae_loss"].iloc[3:].isna().all()
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first_run, "loss")]
     assert sorted(steps) == [0, 1, 2, 3, 4]
-    pred = io.read_npz(out / "predictions.npz")
+    pred = files.read_npz(out / "predictions.npz")
     assert pred["features"].shape[1] == 4 + 5 + 3
 
 
@@ -176,7 +177,7 @@ def test_changed_params_start_over_and_close_the_old_run(project):
     out = Path("models/joint")
     with pytest.raises(KeyboardInterrupt):
         train_variant("joint", project, out, callbacks=[Interrupt(1)], register=False)
-    old_run = io.read_json(out / "checkpoint" / "state.json")["run_id"]
+    old_run = files.read_json(out / "checkpoint" / "state.json")["run_id"]
     mlflow.MlflowClient().update_run(old_run, status="RUNNING")  # as after a SIGKILL
     project["train"]["lambda_energy"] = 0.01
     project["train"]["epochs"] = 1
@@ -188,13 +189,13 @@ def test_changed_params_start_over_and_close_the_old_run(project):
 
 def test_a_survey_without_novel_sequences_trains(project, tmp_path):
     """Real surveys mapped onto known classes only (benchmarks/real_surveys.py) have no VAR."""
-    split = io.read_npz(schema.SPLIT_FILE)
-    io.write_npz(schema.SPLIT_FILE, train=split["train"], valid=split["valid"],
+    split = files.read_npz(schema.SPLIT_FILE)
+    files.write_npz(schema.SPLIT_FILE, train=split["train"], valid=split["valid"],
                  novel=np.zeros(0, np.int64))
     data = load_data(photometric=True)
     assert len(data["novel"].index) == 0 and data["novel"].inputs["X"].shape[1:] == (T, 2)
     train_variant("joint", project, tmp_path / "models" / "joint", register=False)
-    pred = io.read_npz(tmp_path / "models" / "joint" / "predictions.npz")
+    pred = files.read_npz(tmp_path / "models" / "joint" / "predictions.npz")
     assert set(pred["subset"]) == {"train", "valid"}
     assert np.isfinite(pred["energy"]).all()
 

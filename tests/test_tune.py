@@ -2,8 +2,8 @@
 after a SIGKILL, and a real tiny study through train_variant.
 
 The storage/pruning/resume tests use a stand-in trainer (same signature as
-varnet.train.train_variant: per-epoch Keras callback calls, a nested MLflow run) whose accuracy
-is a known function of the parameters, so which trial is pruned is deterministic.
+varnet.training.train.train_variant: per-epoch Keras callback calls, a nested MLflow run) whose
+accuracy is a known function of the parameters, so which trial is pruned is deterministic.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from varnet import tune
-from varnet.tune import PruningConfig, TuneConfig
+from varnet.core.config import PruningParams, TuneParams, from_dict
+from varnet.training import tune
 
 PARAMS = {"train": {"lambda_energy": 1e-3, "learning_rate": 2e-3, "epochs": 30,
                     "variants": {"joint": {"mode": "joint", "photometric": False}}},
@@ -36,7 +36,7 @@ PARAMS = {"train": {"lambda_energy": 1e-3, "learning_rate": 2e-3, "epochs": 30,
 # --- pure rules ------------------------------------------------------------------------------
 
 def test_should_prune_follows_percentile_rule():
-    rule = PruningConfig(percentile=50, n_startup_trials=2, n_warmup_epochs=1)
+    rule = PruningParams(percentile=50, n_startup_trials=2, n_warmup_epochs=1)
     done = [[0.5, 0.7, 0.8], [0.4, 0.6, 0.9], [0.3, 0.5, 0.6]]
     assert not tune.should_prune([0.1], done, rule)             # warm-up epoch
     assert not tune.should_prune([0.1, 0.2], done[:1], rule)    # too few completed trials
@@ -83,10 +83,10 @@ def test_storage_urls_and_config(tmp_path):
         tune.open_storage(str(tmp_path), 60, 1)
     with pytest.raises(tune.VarnetError, match="cannot open"):
         tune.open_storage("nosuchdialect://x/y", 60, 1)
-    cfg = TuneConfig(pruning={"percentile": 25}, lambda_range=[1e-4, 1e-2])
+    cfg = from_dict(TuneParams, {"pruning": {"percentile": 25}, "lambda_range": [1e-4, 1e-2]})
     assert cfg.pruning.percentile == 25 and cfg.lambda_range == (1e-4, 1e-2)
     with pytest.raises(ValueError, match="lambda_range"):
-        TuneConfig(lambda_range=[0.1, 0.01])
+        TuneParams(lambda_range=[0.1, 0.01])
 
 
 # --- studies with a stand-in trainer ---------------------------------------------------------
@@ -120,7 +120,7 @@ def tracking(tmp_path, monkeypatch):
     tiny_project.forget_mlflow_state()
 
 
-def enqueue(cfg: TuneConfig, embeddings: list[int]) -> None:
+def enqueue(cfg: TuneParams, embeddings: list[int]) -> None:
     study = optuna.create_study(study_name=cfg.study, directions=["maximize", "maximize"],
                                 storage=tune.open_storage(cfg.storage, 0, 0),
                                 load_if_exists=True)
@@ -130,8 +130,8 @@ def enqueue(cfg: TuneConfig, embeddings: list[int]) -> None:
 
 @pytest.mark.parametrize("storage", ["sqlite:///optuna/study.db", "optuna/study.log"])
 def test_study_prunes_resumes_and_reports(tracking, tmp_path, storage):
-    cfg = TuneConfig(storage=storage, n_trials=4,
-                     pruning=PruningConfig(percentile=50, n_startup_trials=2, n_warmup_epochs=0))
+    cfg = TuneParams(storage=storage, n_trials=4,
+                     pruning=PruningParams(percentile=50, n_startup_trials=2, n_warmup_epochs=0))
     enqueue(cfg, [32, 64, 8, 64])   # trial 2 (m = 8) is below the median at epoch 0
     lines: list[str] = []
     study = tune.run_study(cfg, PARAMS, train_fn=fake_train, log=lines.append)
@@ -169,9 +169,9 @@ HANG_SCRIPT = textwrap.dedent("""
     import sys, mlflow
     sys.path.insert(0, sys.argv[3])
     from test_tune import PARAMS, fake_train
-    from varnet import tune
+    from varnet.training import tune
     mlflow.set_tracking_uri(sys.argv[1])
-    cfg = tune.TuneConfig(storage=sys.argv[2], n_trials=3, pruning=None)
+    cfg = tune.TuneParams(storage=sys.argv[2], n_trials=3, pruning=None)
     tune.run_study(cfg, PARAMS, train_fn=fake_train)
 """)
 
@@ -179,7 +179,7 @@ HANG_SCRIPT = textwrap.dedent("""
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("storage", ["sqlite:///optuna/study.db", "optuna/study.log"])
 def test_killed_trial_is_failed_and_study_resumes(tracking, tmp_path, storage):
-    cfg = TuneConfig(storage=storage, n_trials=3, pruning=None)
+    cfg = TuneParams(storage=storage, n_trials=3, pruning=None)
     enqueue(cfg, [16, 64, 32])
     marker = tmp_path / "hanging"
     env = {**os.environ, "FAKE_TRAIN_HANG": str(marker)}

@@ -15,11 +15,13 @@ import pytest
 import yaml
 from test_cuts import one_per_class, star, survey
 
-from varnet import cli, io, schema
-from varnet import validate as validate_module
-from varnet.cuts import CutsConfig, apply_cuts
-from varnet.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
-from varnet.taxonomy import NOVEL
+from varnet import cli
+from varnet.core import files, schema
+from varnet.core.config import CutsParams
+from varnet.core.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
+from varnet.core.taxonomy import NOVEL
+from varnet.prepare import validate as validate_module
+from varnet.prepare.cuts import apply_cuts
 
 SURVEY = "tiny"
 INTERIM = (schema.INTERIM_CATALOG, schema.INTERIM_LIGHTCURVES)
@@ -37,8 +39,8 @@ def workdir(tmp_path, monkeypatch, project_root):
 
 def write_snapshot(catalog: pd.DataFrame, lightcurves: pd.DataFrame) -> tuple[Path, Path]:
     catalog_path, lightcurves_path = schema.raw_paths(SURVEY)
-    io.write_parquet(catalog, catalog_path)
-    io.write_parquet(lightcurves, lightcurves_path)
+    files.write_parquet(catalog, catalog_path)
+    files.write_parquet(lightcurves, lightcurves_path)
     return catalog_path, lightcurves_path
 
 
@@ -119,7 +121,7 @@ def test_a_cut_bug_is_caught_by_the_post_cut_contract(workdir, capsys, monkeypat
     write_snapshot(*good_survey())
 
     def apply_cuts_skipping_class_probability(catalog, lightcurves, cfg):
-        return apply_cuts(catalog, lightcurves, CutsConfig(**{**vars(cfg),
+        return apply_cuts(catalog, lightcurves, CutsParams(**{**vars(cfg),
                                                               "min_class_probability": None}))
 
     monkeypatch.setattr(validate_module, "apply_cuts", apply_cuts_skipping_class_probability)
@@ -213,14 +215,14 @@ def test_bad_epochs_are_counted_in_the_reports(workdir, capsys):
 
 def test_synthetic_survey_meets_the_raw_contract(workdir):
     synthetic = pytest.importorskip("varnet.surveys.synthetic")
-    from varnet import expectations
+    from varnet.prepare import expectations
 
     catalog, lightcurves = synthetic.simulate_survey(
-        synthetic.SyntheticConfig(seed=1, n_stars=40, min_stars_per_class=2))
+        synthetic.SyntheticParams(seed=1, n_stars=40, min_stars_per_class=2))
     project = expectations.Project(".")
     project.check(expectations.raw_catalog_suite(), catalog, "synthetic catalog")
     project.check(expectations.raw_lightcurves_suite(), lightcurves, "synthetic light curves")
-    result = apply_cuts(catalog, lightcurves, CutsConfig(), progress=False)
+    result = apply_cuts(catalog, lightcurves, CutsParams(), progress=False)
     table = result.flow.table()
     assert table.loc["stars in", "total"] == 40
     assert result.flow.points_dropped["sentinel_mag"] > 0  # the simulator writes 99.99 flags

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from varnet import io, schema
-from varnet.sequences import make_sequences
-from varnet.split import split_indices
-from varnet.taxonomy import CLASSES, NOVEL
+from varnet.core import files, schema
+from varnet.core.taxonomy import CLASSES, NOVEL
+from varnet.prepare.sequences import build_sequences
+from varnet.prepare.split import split_indices
 
 ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 LENGTH = 20
@@ -59,10 +59,10 @@ def write_project(root: Path, stars_per_class: int = 4, **train: object) -> dict
     """sequences.npz, split.npz and params.yaml under ``root``; returns the params."""
     params = tiny_params(root, **train)
     catalog, lightcurves = survey(stars_per_class)
-    arrays = make_sequences(catalog, lightcurves, LENGTH)
+    arrays = build_sequences(catalog, lightcurves, LENGTH)[0]
     split = split_indices(arrays["label"], arrays["star_id"], by="star", n_splits=2)
-    io.write_npz(root / schema.SEQUENCES_FILE, **arrays)
-    io.write_npz(root / schema.SPLIT_FILE, **split)
+    files.write_npz(root / schema.SEQUENCES_FILE, **arrays)
+    files.write_npz(root / schema.SPLIT_FILE, **split)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 
@@ -106,8 +106,8 @@ def registered_project(tmp_path_factory) -> Path:
     tests, which only read it.
     """
     if "root" not in _REGISTERED:
-        from varnet import registry
-        from varnet.train import train_variant
+        from varnet.serving import promote
+        from varnet.training.train import train_variant
 
         root = tmp_path_factory.mktemp("tiny-project")
         params = write_project(root)
@@ -115,8 +115,8 @@ def registered_project(tmp_path_factory) -> Path:
             train_variant("joint", params, root / "models" / "joint")
             import mlflow
 
-            outcome, *_ = registry.promote(mlflow.MlflowClient(), "varnet", None,
-                                           registry.PromoteConfig())
+            outcome, *_ = promote.promote(mlflow.MlflowClient(), "varnet", None,
+                                           promote.PromoteParams())
             assert outcome == "promoted"
         _REGISTERED["root"] = root
     return _REGISTERED["root"]

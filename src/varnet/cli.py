@@ -9,31 +9,29 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from varnet.errors import VarnetError
+from varnet.core.config import load_params
+from varnet.core.errors import VarnetError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "snapshot": ("varnet.surveys.snapshot", "write a survey snapshot to data/raw/<name>/"),
-    "validate": ("varnet.validate", "apply the paper's cuts, validate with Great Expectations"),
-    "sequences": ("varnet.sequences", "cut light curves into folded, normalised n-point sequences"),
-    "split": ("varnet.split", "split sequences into train/valid (grouped by star or not)"),
-    "train": ("varnet.train", "train a joint or sequential network, log it to MLflow"),
-    "evaluate": ("varnet.evaluate", "metrics, figures and Table 2 from the trained variants"),
-    "baseline": ("varnet.baseline", "random-forest baseline on the learned embeddings"),
-    "sweep": ("varnet.sweep", "summarise an embedding-size sweep of DVC experiments"),
-    "tune": ("varnet.tune", "Optuna study over lambda and the embedding size"),
-    "promote": ("varnet.registry", "move the champion alias to a better registered version"),
-    "score": ("varnet.score", "classify light curves and flag novel stars with a registered model"),
+    "validate": ("varnet.prepare.validate",
+                 "apply the paper's cuts, validate with Great Expectations"),
+    "sequences": ("varnet.prepare.sequences",
+                  "cut light curves into folded, normalised n-point sequences"),
+    "split": ("varnet.prepare.split", "split sequences into train/valid (grouped by star or not)"),
+    "train": ("varnet.training.train", "train a joint or sequential network, log it to MLflow"),
+    "evaluate": ("varnet.evaluation.evaluate",
+                 "metrics, figures and Table 2 from the trained variants"),
+    "baseline": ("varnet.evaluation.baseline", "random-forest baseline on the learned embeddings"),
+    "sweep": ("varnet.evaluation.sweep", "summarise an embedding-size sweep of DVC experiments"),
+    "tune": ("varnet.training.tune", "Optuna study over lambda and the embedding size"),
+    "promote": ("varnet.serving.promote", "move the champion alias to a better registered version"),
+    "score": ("varnet.serving.score",
+              "classify light curves and flag novel stars with a registered model"),
 }
-
-OFFLINE_ENV = {
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
+"""Subcommand -> (module, summary). The module is imported only when its command runs."""
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
@@ -60,15 +58,11 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if a in COMMANDS), None)
     try:
         parser = build_parser(command)
         args = parser.parse_args(argv)
-        from varnet.config import load_params
-
         params = load_params(args.params or ["params.yaml"])
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args, params) or 0)

@@ -4,14 +4,8 @@ Importing this package registers the custom layers, so ``keras.models.load_model
 saved ``model.keras``. Architecture and deviations from the paper: docs/model.md.
 """
 
-from varnet.model.network import (
-    AUX_NAMES,
-    PHOT_NAMES,
-    DualTrainer,
-    ModelConfig,
-    build_network,
-    feature_names,
-)
+from varnet.core.config import ModelParams
+from varnet.model.network import AUX_NAMES, PHOT_NAMES, DualTrainer, build_network, feature_names
 
-__all__ = ["AUX_NAMES", "PHOT_NAMES", "DualTrainer", "ModelConfig", "build_network",
+__all__ = ["AUX_NAMES", "PHOT_NAMES", "DualTrainer", "ModelParams", "build_network",
            "feature_names"]

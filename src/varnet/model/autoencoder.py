@@ -1,4 +1,4 @@
-"""The GRU autoencoder of Naul et al. (2018) as used by Tsang & Schultz (method.md §2).
+"""The GRU autoencoder of Naul et al. (2018) as used by Tsang & Schultz (docs/method.md §2).
 
 Input sequences are (N, T, 2) = [dt, normalised mag]. The encoder is GRU layers with dropout
 after each one (the last included), then a linear Dense to the m-dimensional embedding. The
@@ -69,7 +69,7 @@ class RepeatAlongTime(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class ReconstructionFeatures(layers.Layer):
-    """z_r = [relative Euclidean distance, cosine distance] between x and x_hat (method.md §3).
+    """z_r = [relative Euclidean distance, cosine distance] between x and x_hat (docs/method.md §3).
 
     As the original code (after tnakae's DAGMM): ||x - x_hat|| / (||x|| + 1e-3) and
     0.5 (1 - x.x_hat / (||x|| ||x_hat|| + 1e-3)), a cosine distance in [0, 1] rather than the

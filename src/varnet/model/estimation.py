@@ -1,4 +1,4 @@
-"""The estimation network and the standardisation of its catalogue inputs (method.md §3).
+"""The estimation network and the standardisation of its catalogue inputs (docs/method.md §3).
 
 The estimation network is Dense(hidden, tanh) -> Dropout -> Dense(K, softmax); its output gamma
 is both the class probability and the GMM membership. Its inputs are the GMM features z plus,

@@ -1,7 +1,7 @@
 """The Gaussian mixture of the estimation network (DAGMM, Zong et al. 2018), in float64.
 
 Component k is class k. The parameters are fitted from the features ``z`` and the soft
-memberships ``gamma`` (method.md §4):
+memberships ``gamma`` (docs/method.md §4):
 
     phi_k = mean_i gamma_ik
     mu_k  = sum_i gamma_ik z_i / sum_i gamma_ik
@@ -14,7 +14,7 @@ gradients and percentile thresholds are unaffected.
 
 Numerics: everything is cast to float64; log-determinants come from the Cholesky factor,
 Mahalanobis distances from a triangular solve, and the mixture sum is a logsumexp, so no
-determinant of ~1e-45 is ever formed (method.md §4, "float64 is essential").
+determinant of ~1e-45 is ever formed (docs/method.md §4, "float64 is essential").
 
 Missing features: ``observed`` (N, l) marks the entries that were measured (1) or imputed (0).
 Imputed entries get a zero residual in every component, i.e. they sit at the component mean:

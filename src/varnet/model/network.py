@@ -16,17 +16,16 @@ frozen features) and reports ae_loss, ce_loss, energy_loss and accuracy per epoc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from varnet.errors import VarnetError
+from varnet.core.config import ModelParams
+from varnet.core.errors import VarnetError
+from varnet.core.schema import PHOT_COLUMNS
 from varnet.model import gmm
 from varnet.model.autoencoder import (
-    LAG_TRANSFORMS,
     LagTransform,
     ReconstructionFeatures,
     TimeChannel,
@@ -36,33 +35,10 @@ from varnet.model.autoencoder import (
 from varnet.model.estimation import Standardize, build_estimation
 
 AUX_NAMES = ("mean_mag", "std_mag", "log10_period")
-PHOT_NAMES = ("M_G", "BP_RP", "W_RP")
+PHOT_NAMES = tuple(PHOT_COLUMNS.values())
 PHOT_MISSING = ("mask", "fill99")
 PAPER_FILL_VALUE = 99.0
 _PACKAGE = "varnet"
-
-
-@dataclass
-class ModelConfig:
-    """params.yaml ``model``: the architecture (docs/model.md)."""
-
-    embedding: int = 16
-    gru_units: int = 16
-    gru_layers: int = 2
-    dropout: float = 0.25
-    estimation_dropout: float = 0.5
-    standardize_aux: bool = True
-    lag_transform: str = "phase"
-    phot_missing: str = "mask"
-    gmm_jitter: float = 1.0e-4
-
-    def __post_init__(self):
-        if self.lag_transform not in LAG_TRANSFORMS:
-            raise ValueError(f"lag_transform must be one of {LAG_TRANSFORMS}")
-        if self.phot_missing not in PHOT_MISSING:
-            raise ValueError(f"phot_missing must be one of {PHOT_MISSING}")
-        if self.embedding < 1 or self.gru_units < 1 or self.gru_layers < 1:
-            raise ValueError("embedding, gru_units and gru_layers must be positive")
 
 
 def feature_names(embedding: int, photometric: bool) -> list[str]:
@@ -79,7 +55,7 @@ class OnesLike(layers.Layer):
         return tf.ones_like(x)
 
 
-def build_network(cfg: ModelConfig, *, n_classes: int, n_steps: int, aux_train: np.ndarray,
+def build_network(cfg: ModelParams, *, n_classes: int, n_steps: int, aux_train: np.ndarray,
                   phot_train: np.ndarray | None = None) -> keras.Model:
     """The whole network; aux/phot statistics come from the training arrays given here."""
     photometric = phot_train is not None
@@ -124,7 +100,7 @@ def build_network(cfg: ModelConfig, *, n_classes: int, n_steps: int, aux_train: 
 
 
 def weighted_mse(x, x_hat, weight):
-    """Eq. 1: mean over all N*T entries of w (x - x_hat)^2, w = 1/sigma (method.md §2)."""
+    """Eq. 1: mean over all N*T entries of w (x - x_hat)^2, w = 1/sigma (docs/method.md §2)."""
     return tf.reduce_mean(weight * tf.square(x - x_hat))
 
 

@@ -6,7 +6,7 @@ Catalog (one file; the format is recognised from its header):
             phot_g_mean_mag, phot_rp_mean_mag, bp_rp, parallax (M_G and W_RP are derived).
   vizier    VizieR II/366 (catv2021): ASASSN-V, RAJ2000, DEJ2000, Vmag, Amp, Per, Type, Prob
             (and Gmag, RPmag, BP-RP, plx when present).
-  The subtype -> superclass map is taxonomy.SUBTYPES (method.md §1): EW/EA/EB -> ECL, ... ;
+  The subtype -> superclass map is taxonomy.SUBTYPES (docs/method.md §1): EW/EA/EB -> ECL, ... ;
   VAR is the novel class; uncertain or other types ("EW:", "YSO") are unknown (null). The
   class-probability cut itself is `cuts.min_class_probability`, applied by `varnet validate`;
   `class_probabilities` joins an external table (asassn_id, class_probability) such as the
@@ -29,15 +29,16 @@ Light curves (a folder or glob, one file per star; comment lines '#' are skipped
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from varnet.errors import VarnetError
-from varnet.surveys import table
+from varnet.core.config import AsassnParams
+from varnet.core.errors import VarnetError
+from varnet.core.schema import SENTINEL_MAG
+from varnet.surveys import readers
 
 DATABASE_COLUMNS = {
     "id": "id", "ra": "raj2000", "dec": "dej2000", "mean_vmag": "mean_vmag",
@@ -64,40 +65,6 @@ _SAFE = re.compile(r"[^0-9A-Za-z.+_-]+")
 _DATABASE_FILE = re.compile(r"lc(\d+)")
 
 
-@dataclass
-class DownloadParams:
-    """params.yaml `survey.asassn.download` (varnet.surveys.download)."""
-
-    vizier_catalog: str = "II/366/catv2021"
-    types: list[str] | None = None
-    """ASAS-SN types to fetch, e.g. [EW, RRAB, DCEP, VAR]; null fetches every type."""
-    max_stars: int = 100
-    """Row limit of each VizieR query (per type); -1 for no limit (the catalog has ~690k rows)."""
-    radius_arcsec: float = 10.0
-    """Sky Patrol cone radius around each catalog position (ASAS-SN pixels are 8")."""
-
-    def __post_init__(self) -> None:
-        table.check_list("types", self.types)
-
-
-@dataclass
-class AsassnParams:
-    """params.yaml `survey.asassn`."""
-
-    catalog: str | None = None
-    """Database CSV export or VizieR II/366 table (csv, csv.gz, tsv, parquet)."""
-    lightcurves: str | None = None
-    """Folder or glob of per-star light-curve files (database, older or Sky Patrol CSV)."""
-    class_probabilities: str | None = None
-    """Optional table asassn_id,class_probability joined on the catalog id."""
-    bands: list[str] | None = None
-    """Keep only these bands, e.g. [V] as in the paper; null keeps all."""
-    download: DownloadParams = field(default_factory=DownloadParams)
-
-    def __post_init__(self) -> None:
-        table.check_list("bands", self.bands)
-
-
 def safe_name(star_id: str) -> str:
     """A star id as a file name: runs of characters other than letters, digits and . + _ -
     become '_' ("ASASSN-V J055244.39+184814.5" -> "ASASSN-V_J055244.39+184814.5")."""
@@ -106,14 +73,14 @@ def safe_name(star_id: str) -> str:
 
 def file_key(path: str | Path) -> str:
     """The star id a light-curve file names: `lc123.dat` -> '123', `x y.csv` -> 'x_y'."""
-    stem = table.file_star_id(path)
+    stem = readers.file_star_id(path)
     match = _DATABASE_FILE.fullmatch(stem)
     return match.group(1) if match else safe_name(stem)
 
 
 def read_asassn_catalog(path: str | Path) -> pd.DataFrame:
     """The catalog as CATALOG_COLUMNS (superclass from taxonomy), database or VizieR format."""
-    header = table.read_header(path)
+    header = readers.read_header(path)
     if "ASASSN-V" in header:
         columns, kind = VIZIER_COLUMNS, "VizieR II/366"
     elif {"raj2000", "variable_type"} & set(header):
@@ -128,11 +95,11 @@ def read_asassn_catalog(path: str | Path) -> pd.DataFrame:
         raise VarnetError(f"{path}: {kind} catalog without column(s) {missing}; "
                           f"the file has {header}")
     present = {ours: theirs for ours, theirs in columns.items() if theirs in header}
-    raw = table.read_table(path, dtype={columns["id"]: str, columns["variable_type"]: str})
+    raw = readers.read_table(path, dtype={columns["id"]: str, columns["variable_type"]: str})
     if raw.empty:
         raise VarnetError(f"{path}: the catalog has no rows (empty survey)")
-    catalog = table.mapped_catalog(raw, present, path, f"{kind} catalog")
-    catalog["superclass"] = table.map_labels(catalog["variable_type"], None, "survey.asassn")
+    catalog = readers.mapped_catalog(raw, present, path, f"{kind} catalog")
+    catalog["superclass"] = readers.map_labels(catalog["variable_type"], None, "survey.asassn")
     return catalog
 
 
@@ -141,12 +108,12 @@ def join_class_probabilities(catalog: pd.DataFrame, path: str | Path
     """Replace class_probability by the table's value (asassn_id -> class_probability) where the
     catalog id is listed; returns the catalog and how many stars were matched."""
     wanted = {"asassn_id": "asassn_id", "class_probability": "class_probability"}
-    table.require_columns(table.read_header(path), wanted, path, "class_probabilities")
-    probs = table.read_table(path, dtype={"asassn_id": str})
+    readers.require_columns(readers.read_header(path), wanted, path, "class_probabilities")
+    probs = readers.read_table(path, dtype={"asassn_id": str})
     ids = probs["asassn_id"].astype(str).str.strip()
     if ids.duplicated().any():
         raise VarnetError(f"{path}: asassn_id {ids[ids.duplicated()].iloc[0]!r} is listed twice")
-    values = pd.Series(table.to_float(probs["class_probability"], path, "class_probability"),
+    values = pd.Series(readers.to_float(probs["class_probability"], path, "class_probability"),
                        index=ids.to_numpy())
     joined = catalog["id"].map(values)
     catalog = catalog.assign(
@@ -156,7 +123,7 @@ def join_class_probabilities(catalog: pd.DataFrame, path: str | Path
 
 def read_asassn_lightcurve(path: str | Path) -> pd.DataFrame:
     """One ASAS-SN light-curve file (any of the formats above) as time, mag, err, band."""
-    raw = table.read_table(path, comment="#", dtype=str)
+    raw = readers.read_table(path, comment="#", dtype=str)
     names = {str(c).strip().lower(): c for c in raw.columns}
 
     def column(candidates: tuple[str, ...], what: str, required: bool = True):
@@ -172,9 +139,9 @@ def read_asassn_lightcurve(path: str | Path) -> pd.DataFrame:
                                   column(_ERR, "magnitude error"))
     mag_text = raw[mag_col].str.strip()
     limit_text = mag_text.str.startswith(">", na=False).to_numpy()
-    mag = table.to_float(mag_text.where(~limit_text), path, mag_col).copy()
-    err = table.to_float(raw[err_col], path, err_col)
-    mag[limit_text | (err >= UPPER_LIMIT_ERR)] = table.SENTINEL_MAG
+    mag = readers.to_float(mag_text.where(~limit_text), path, mag_col).copy()
+    err = readers.to_float(raw[err_col], path, err_col)
+    mag[limit_text | (err >= UPPER_LIMIT_ERR)] = SENTINEL_MAG
     filter_col, camera_col = column(_FILTER, "", False), column(_CAMERA, "", False)
     if filter_col is not None:
         band = raw[filter_col].str.strip().to_numpy()
@@ -182,7 +149,7 @@ def read_asassn_lightcurve(path: str | Path) -> pd.DataFrame:
         band = np.where(raw[camera_col].str.strip().isin(V_CAMERAS), "V", "g")
     else:
         band = "V"
-    return pd.DataFrame({"time": table.to_float(raw[time_col], path, time_col), "mag": mag,
+    return pd.DataFrame({"time": readers.to_float(raw[time_col], path, time_col), "mag": mag,
                          "err": err, "band": band})
 
 
@@ -201,7 +168,7 @@ def read_asassn_survey(params: AsassnParams, where: str = "survey.asassn"
             catalog, params.class_probabilities)
     id_of_key = dict(zip(catalog["id"].map(safe_name), catalog["id"], strict=True))
     frames = []
-    for path in tqdm(table.expand_files(params.lightcurves), desc="light curves", unit="file",
+    for path in tqdm(readers.expand_files(params.lightcurves), desc="light curves", unit="file",
                      disable=None):
         frame = read_asassn_lightcurve(path)
         key = file_key(path)
@@ -209,8 +176,8 @@ def read_asassn_survey(params: AsassnParams, where: str = "survey.asassn"
         frames.append(frame)
     lightcurves = pd.concat(frames, ignore_index=True)
     counts["points_read"] = len(lightcurves)
-    counts["upper_limits_flagged"] = int((lightcurves["mag"] == table.SENTINEL_MAG).sum())
-    lightcurves, counts["points_other_bands"] = table.select_bands(
+    counts["upper_limits_flagged"] = int((lightcurves["mag"] == SENTINEL_MAG).sum())
+    lightcurves, counts["points_other_bands"] = readers.select_bands(
         lightcurves, params.bands, params.lightcurves, f"{where}.bands")
-    catalog, lightcurves, more = table.finish(catalog, lightcurves, str(params.lightcurves))
+    catalog, lightcurves, more = readers.finish(catalog, lightcurves, str(params.lightcurves))
     return catalog, lightcurves, {**counts, **more}

@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from varnet import io
-from varnet.errors import VarnetError
-from varnet.surveys.asassn import VIZIER_COLUMNS, DownloadParams, safe_name
+from varnet.core import files
+from varnet.core.config import DownloadParams
+from varnet.core.errors import VarnetError
+from varnet.surveys.asassn import VIZIER_COLUMNS, safe_name
 
 INSTALL_HINT = "pip install 'varnet[download]'  (astroquery and skypatrol)"
 
@@ -36,7 +37,7 @@ def download_asassn(catalog_path: str | Path, lightcurve_dir: str | Path,
         if VIZIER_COLUMNS[ours] not in catalog.columns:
             raise VarnetError(f"VizieR {params.vizier_catalog}: no column "
                               f"{VIZIER_COLUMNS[ours]!r} in the answer ({list(catalog.columns)})")
-    with io.atomic_path(catalog_path) as tmp:
+    with files.atomic_path(catalog_path) as tmp:
         catalog.to_csv(tmp, index=False)
 
     lightcurve_dir = Path(lightcurve_dir)
@@ -60,7 +61,7 @@ def download_asassn(catalog_path: str | Path, lightcurve_dir: str | Path,
         if target is None:
             counts["stars_without_skypatrol_target"] += 1
             continue
-        with io.atomic_path(lightcurve_dir / f"{safe_name(star_id)}.csv") as tmp:
+        with files.atomic_path(lightcurve_dir / f"{safe_name(star_id)}.csv") as tmp:
             collection[target].save(str(tmp), file_format="csv")
         counts["lightcurves_written"] += 1
     return counts

@@ -1,7 +1,7 @@
 """Write a survey snapshot: data/raw/<survey.name>/catalog.parquet and lightcurves.parquet.
 
 The snapshot is the raw input of the pipeline, versioned by DVC: one catalog row per star
-(varnet.schema.CATALOG_COLUMNS: id, period, variable_type, superclass, class_probability, Gaia
+(varnet.core.schema.CATALOG_COLUMNS: id, period, variable_type, superclass, class_probability, Gaia
 photometry, ...) and one light-curve row per epoch (LIGHTCURVE_COLUMNS: id, band, time, mag,
 err). Values stay raw (flags, NaN, duplicates): `varnet validate` cleans them and counts every
 drop. Both files are written to a temporary folder that replaces the old snapshot in one rename,
@@ -36,44 +36,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from varnet import io, schema, taxonomy
-from varnet.config import from_dict, section
-from varnet.errors import VarnetError
-from varnet.surveys.asassn import AsassnParams, read_asassn_survey
+from varnet.core import files, schema, taxonomy
+from varnet.core.config import SOURCES, SurveyParams, section
+from varnet.core.errors import VarnetError
+from varnet.surveys.asassn import read_asassn_survey
 from varnet.surveys.download import download_asassn
-from varnet.surveys.table import TableParams, read_table_survey
-
-SOURCES = ("synthetic", "asassn", "table")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-@dataclass
-class SurveyParams:
-    """params.yaml `survey`."""
-
-    name: str = "synthetic"
-    source: str = "synthetic"
-    synthetic: dict = field(default_factory=dict)
-    """Parsed into varnet.surveys.synthetic.SyntheticConfig when the source is synthetic, so a
-    table or ASAS-SN snapshot does not import the simulator."""
-    asassn: AsassnParams = field(default_factory=AsassnParams)
-    table: TableParams = field(default_factory=TableParams)
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source {self.source!r} is not one of {list(SOURCES)}")
-        if not _NAME.fullmatch(str(self.name)):
-            raise ValueError(f"name {self.name!r} must be a plain folder name (letters, digits, "
-                             "'.', '_', '-')")
+from varnet.surveys.table import read_table_survey
 
 
 def load_survey(survey: SurveyParams, source: str | None = None
@@ -81,10 +56,9 @@ def load_survey(survey: SurveyParams, source: str | None = None
     """(catalog, lightcurves, counts) from the chosen source, checked against the schema."""
     source = source or survey.source
     if source == "synthetic":
-        from varnet.surveys.synthetic import SyntheticConfig, simulate_survey
+        from varnet.surveys.synthetic import simulate_survey  # numpy-heavy: only when used
 
-        config = from_dict(SyntheticConfig, survey.synthetic, where="survey.synthetic")
-        catalog, lightcurves = simulate_survey(config)
+        catalog, lightcurves = simulate_survey(survey.synthetic)
         counts: dict[str, int] = {}
     elif source == "asassn":
         catalog, lightcurves, counts = read_asassn_survey(survey.asassn)
@@ -131,8 +105,8 @@ def write_snapshot(catalog: pd.DataFrame, lightcurves: pd.DataFrame, name: str) 
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=target.parent))
     retired = None
     try:
-        io.write_parquet(catalog, staging / catalog_path.name)
-        io.write_parquet(lightcurves, staging / lightcurve_path.name)
+        files.write_parquet(catalog, staging / catalog_path.name)
+        files.write_parquet(lightcurves, staging / lightcurve_path.name)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=target.parent))
             os.replace(target, retired / name)
@@ -169,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict) -> int:
-    survey = section(SurveyParams, "survey", params)
+    survey = section(SurveyParams, params)
     source = args.source or survey.source
     started = time.perf_counter()
     if args.download:

@@ -9,21 +9,19 @@ a tail, ~1% label noise between confusable classes, and Gaia-like photometry wit
 Every star draws from its own child stream of ``numpy.random.SeedSequence(seed)``, so a star's
 light curve depends only on the seed, its index and its class, never on how others were drawn.
 
-    >>> catalog, lightcurves = simulate_survey(SyntheticConfig(seed=0, n_stars=200))
+    >>> catalog, lightcurves = simulate_survey(SyntheticParams(seed=0, n_stars=200))
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from varnet import schema, taxonomy
-
-SENTINEL_MAG = 99.99
-"""Magnitude and error written for a flagged epoch (a non-detection or a bad frame)."""
+from varnet.core import schema, taxonomy
+from varnet.core.config import SyntheticParams
+from varnet.core.schema import SENTINEL_MAG
 
 CLASS_FRACTIONS: dict[str, float] = {
     "ECL": 0.54, "SR": 0.17, "RRAB": 0.16, "RRCD": 0.06,
@@ -64,25 +62,7 @@ VAR_KINDS: dict[str, float] = {
 JD_2012 = 2455927.5  # 2012-01-01 0h UT: the survey's calendar origin
 
 
-@dataclass
-class SyntheticConfig:
-    """params.yaml `survey.synthetic`: size and seed of the simulated survey."""
-
-    seed: int = 0
-    n_stars: int = 2400
-    min_stars_per_class: int = 60
-    var_fraction: float = 0.10
-
-    def __post_init__(self) -> None:
-        if self.n_stars < len(taxonomy.CLASSES) + 1:
-            raise ValueError(f"n_stars={self.n_stars}: need at least one star per class and VAR")
-        if not 0.0 <= self.var_fraction < 1.0:
-            raise ValueError(f"var_fraction={self.var_fraction}: must be in [0, 1)")
-        if self.min_stars_per_class < 0:
-            raise ValueError(f"min_stars_per_class={self.min_stars_per_class}: must be >= 0")
-
-
-def simulate_survey(cfg: SyntheticConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def simulate_survey(cfg: SyntheticParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate (catalog, lightcurves) with exactly schema.CATALOG_COLUMNS / LIGHTCURVE_COLUMNS.
 
     The output is raw, as a survey would deliver it: flagged 99.99 epochs, outliers, a few
@@ -113,7 +93,7 @@ def simulate_survey(cfg: SyntheticConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 # --- the class mix ---------------------------------------------------------------------------
 
-def class_counts(cfg: SyntheticConfig) -> dict[str, int]:
+def class_counts(cfg: SyntheticParams) -> dict[str, int]:
     """Stars per superclass (and VAR): Table 1 shares, every class lifted to the floor."""
     n_var = round(cfg.var_fraction * cfg.n_stars)
     n_known = cfg.n_stars - n_var
@@ -138,7 +118,7 @@ def class_counts(cfg: SyntheticConfig) -> dict[str, int]:
     return counts
 
 
-def _assign_subtypes(rng: np.random.Generator, cfg: SyntheticConfig) -> list[str]:
+def _assign_subtypes(rng: np.random.Generator, cfg: SyntheticParams) -> list[str]:
     """One true subtype per star index, classes shuffled over the indices."""
     subtypes: list[str] = []
     for superclass, count in class_counts(cfg).items():

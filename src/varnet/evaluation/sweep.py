@@ -35,14 +35,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from varnet import io, schema
-from varnet.errors import VarnetError
+from varnet.core import files, schema
+from varnet.core.errors import VarnetError
+from varnet.core.schema import LEVELS
 
 PARAMS_FILE = "params.yaml"
 METRICS_FILE = "reports/metrics.json"
-LEVELS = ("sequence", "star")
-
-
 def exp_show_json() -> list[dict]:
     """The output of `dvc exp show --json` in the current repository."""
     try:
@@ -167,12 +165,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict) -> int:
-    exp_show = io.read_json(args.exp_json) if args.exp_json else exp_show_json()
+    exp_show = files.read_json(args.exp_json) if args.exp_json else exp_show_json()
     if not isinstance(exp_show, list):
         raise VarnetError("expected the JSON list that `dvc exp show --json` prints")
     rows, notes = collect(exp_show, args.param)
     table = sweep_markdown(rows, notes, args.param)
-    io.write_text(table, args.out)
+    files.write_text(table, args.out)
     print(table, end="")
     print(f"wrote {args.out} ({len(rows)} experiments)")
     return 0

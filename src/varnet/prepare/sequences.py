@@ -2,7 +2,7 @@
 
 Reads   data/interim/catalog.parquet and data/interim/lightcurves.parquet (written by
         `varnet validate`: kept stars and their clean epochs).
-Writes  data/processed/sequences.npz (the arrays of varnet.schema.SEQUENCE_ARRAYS, loadable
+Writes  data/processed/sequences.npz (the arrays of varnet.core.schema.SEQUENCE_ARRAYS, loadable
         with numpy.load(..., allow_pickle=False)) and reports/sequences.json (counts).
 
 For every star and band, the epochs are taken in time order and cut into consecutive,
@@ -31,17 +31,16 @@ Example:
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from varnet import io, schema, taxonomy
-from varnet.config import section
-from varnet.errors import VarnetError
+from varnet.core import files, schema, taxonomy
+from varnet.core.config import SequencesParams, section
+from varnet.core.errors import VarnetError
+from varnet.core.schema import PHOT_COLUMNS
 
-PHOT_COLUMNS = ("phot_g_abs", "bp_rp", "w_rp")
 REPORT_FILE = schema.REPORTS_DIR / "sequences.json"
 
 _MIN_RELATIVE_STD = 1e-9
@@ -59,24 +58,6 @@ DROP_REASONS: dict[str, str] = {
     "sequences_bad_error": "chunks with a non-positive or non-finite error (no weight s/err)",
     "sequences_constant_mag": "chunks with zero magnitude std (cannot be standardised)",
 }
-
-
-@dataclass(frozen=True)
-class SequencesParams:
-    length: int = 200
-    bands: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.length, int) or self.length < 2:
-            raise ValueError(f"length must be an integer >= 2, got {self.length!r}")
-        if self.bands is not None and (not self.bands or not isinstance(self.bands, list)):
-            raise ValueError(f"bands must be null or a non-empty list, got {self.bands!r}")
-
-
-def make_sequences(catalog: pd.DataFrame, lightcurves: pd.DataFrame, length: int,
-                   bands: list[str] | None = None) -> dict[str, np.ndarray]:
-    """The arrays of schema.SEQUENCE_ARRAYS for these stars (see build_sequences)."""
-    return build_sequences(catalog, lightcurves, length, bands)[0]
 
 
 def build_sequences(catalog: pd.DataFrame, lightcurves: pd.DataFrame, length: int,
@@ -272,9 +253,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict) -> int:
-    cfg = section(SequencesParams, "sequences", params)
-    catalog = io.read_parquet(args.catalog)
-    lightcurves = io.read_parquet(args.lightcurves)
+    cfg = section(SequencesParams, params)
+    catalog = files.read_parquet(args.catalog)
+    lightcurves = files.read_parquet(args.lightcurves)
     if "superclass" in catalog:
         unlabeled = catalog.loc[catalog["superclass"].isna(), "id"]
         if len(unlabeled):
@@ -287,7 +268,7 @@ def run(args: argparse.Namespace, params: dict) -> int:
     if not arrays["label"].size:
         raise VarnetError(f"{args.lightcurves}: no sequences of {cfg.length} points "
                           f"(see the drops above; lower sequences.length?)")
-    io.write_npz(args.out, **arrays)
-    io.write_json(summary, args.report)
+    files.write_npz(args.out, **arrays)
+    files.write_json(summary, args.report)
     print(f"wrote {args.out} and {args.report}")
     return 0

@@ -1,9 +1,9 @@
 """Scoring sequences with a trained variant: class probabilities, GMM energies, features.
 
-A variant directory (``models/<variant>/``, written by ``varnet train``) holds model.keras (the
-network, standardisation included), gmm.npz (phi, mu, Sigma fitted once on the training set),
-thresholds.json (training-energy percentiles) and variant.json. ``Scorer`` is what evaluate,
-the MLflow pyfunc model and ``varnet score`` use:
+A variant directory (``models/<variant>/``, written by ``varnet train``; its files are
+``schema.MODEL_FILES``) holds the network, the GMM fitted once on the training set, the novelty
+thresholds and the resolved config. ``Scorer`` is what training, the MLflow model and
+``varnet score`` use:
 
     scorer = Scorer.load("models/joint")
     out = scorer.predict(X, aux, phot)        # gamma, energy, class_energy, embedding, features
@@ -18,15 +18,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from varnet import io
-from varnet.errors import VarnetError
+from varnet.core import files
+from varnet.core.errors import VarnetError
+from varnet.core.schema import SERVED_FILES, ModelFolder
+from varnet.core.taxonomy import CLASSES
 from varnet.model import gmm
-from varnet.taxonomy import CLASSES
-
-MODEL_FILE = "model.keras"
-GMM_FILE = "gmm.npz"
-THRESHOLDS_FILE = "thresholds.json"
-VARIANT_FILE = "variant.json"
 
 
 def predict(network: keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 500
@@ -63,20 +59,18 @@ class Scorer:
     def load(cls, model_dir: str | Path) -> Scorer:
         import varnet.model  # noqa: F401  (registers the custom layers)
 
-        model_dir = Path(model_dir)
-        for name in (MODEL_FILE, GMM_FILE, THRESHOLDS_FILE, VARIANT_FILE):
-            if not (model_dir / name).is_file():
-                raise VarnetError(f"{model_dir / name}: not found (train the variant first: "
-                                  f"varnet train <variant>)")
+        folder = ModelFolder(Path(model_dir))
+        if missing := folder.missing(SERVED_FILES):
+            raise VarnetError(f"{missing[0]}: not found (train the variant first: "
+                              f"varnet train <variant>)")
         try:
-            network = keras.models.load_model(model_dir / MODEL_FILE, compile=False)
+            network = keras.models.load_model(folder.model, compile=False)
         except (OSError, ValueError, TypeError) as exc:
-            raise VarnetError(f"{model_dir / MODEL_FILE}: cannot load the model ({exc})") from exc
-        variant = io.read_json(model_dir / VARIANT_FILE)
-        thresholds = {str(k): float(v)
-                      for k, v in io.read_json(model_dir / THRESHOLDS_FILE).items()}
+            raise VarnetError(f"{folder.model}: cannot load the model ({exc})") from exc
+        variant = files.read_json(folder.variant)
+        thresholds = {str(k): float(v) for k, v in files.read_json(folder.thresholds).items()}
         classes = tuple(variant.get("classes", CLASSES))
-        return cls(network, io.read_npz(model_dir / GMM_FILE), thresholds, variant, classes)
+        return cls(network, files.read_npz(folder.gmm), thresholds, variant, classes)
 
     @property
     def photometric(self) -> bool:

@@ -1,7 +1,7 @@
 """Periods for light curves that arrive without one: the Lomb–Scargle periodogram (astropy).
 
-The network folds every sequence on its period (method.md §1), so a star scored without a catalog
-period needs an estimate. We take the **highest peak** of the generalised (floating-mean,
+The network folds every sequence on its period (docs/method.md §1), so a star scored without a
+catalog period needs an estimate. We take the **highest peak** of the generalised (floating-mean,
 error-weighted) Lomb–Scargle power on a regular frequency grid covering periods of
 ``MIN_PERIOD``–``MAX_PERIOD`` days, with astropy's fast O(N log N) method.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from varnet.errors import VarnetError
+from varnet.core.errors import VarnetError
 
 MIN_PERIOD = 0.05
 """Shortest period searched, days (DSCT/HADS are ~0.05-0.2 d)."""

@@ -8,7 +8,7 @@ Input (one or more files; the format is recognised, or give --format):
   asassn      one ASAS-SN light-curve file per star (Sky Patrol CSV export, database or older
               format; varnet.surveys.asassn), the star id is the file name (`vxmen.csv` -> vxmen).
   --periods   optional CSV/parquet with id, period: catalog periods for the stars.
-A star without a period gets one from a Lomb–Scargle periodogram (varnet.periods), marked
+A star without a period gets one from a Lomb–Scargle periodogram (varnet.prepare.periods), marked
 period_source = lomb-scargle in the output.
 
 Output (CSV or parquet by the suffix, written atomically): one row per star (--level star) or per
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,63 +39,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from varnet import io
-from varnet.config import section
-from varnet.errors import VarnetError
-from varnet.surveys import asassn, table
+from varnet.core import files
+from varnet.core.config import ScoreParams, section
+from varnet.core.errors import VarnetError
+from varnet.core.schema import LEVELS
+from varnet.surveys import asassn, readers
 
 FORMATS = ("auto", "table", "asassn")
-LEVELS = ("star", "sequence")
 REQUIRED = ("id", "time", "mag", "err")
 OPTIONAL = ("band", "period")
 
 
-@dataclass
-class ScoreConfig:
-    model: str = "models:/varnet@champion"
-    chunk_rows: int = 200_000
-    level: str = "star"
-
-    def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
-        if int(self.chunk_rows) < 1:
-            raise ValueError("chunk_rows must be >= 1")
-
-
 # --- reading whole stars in chunks -----------------------------------------------------------
-
-def read_columns(path: Path) -> list[str]:
-    """Column names of a CSV (after '#' comment lines) or parquet file, without its rows."""
-    try:
-        if _is_parquet(path):
-            return list(pq.read_schema(path).names)
-        return list(pd.read_csv(path, nrows=0, comment="#").columns)
-    except pd.errors.EmptyDataError as exc:
-        raise VarnetError(f"{path}: the file is empty") from exc
-    except Exception as exc:  # damaged parquet, bad bytes: many exception types
-        raise VarnetError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
-
 
 def detect_format(path: Path) -> str:
     """'table' (long format: it has an id column) or 'asassn' (one star per file)."""
-    return "table" if "id" in read_columns(path) else "asassn"
-
-
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in (".parquet", ".parq", ".pq")
+    return "table" if "id" in readers.read_header(path, comment="#") else "asassn"
 
 
 def _raw_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The table's rows in chunks of about ``chunk_rows``, required columns checked first."""
-    header = read_columns(path)
+    header = readers.read_header(path, comment="#")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise VarnetError(f"{path}: missing column(s) {missing}; a light-curve table needs "
                           f"{list(REQUIRED)} (+ optional {list(OPTIONAL)}), the file has "
                           f"{header}")
     columns = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
-    if _is_parquet(path):
+    if readers.is_parquet(path):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
             yield batch.to_pandas()
     else:
@@ -157,14 +127,14 @@ def read_asassn_star(path: Path) -> pd.DataFrame:
 
 def read_periods(path: Path) -> pd.Series:
     """id -> period (days) from a CSV/parquet table with columns id, period."""
-    header = read_columns(path)
+    header = readers.read_header(path, comment="#")
     if not {"id", "period"} <= set(header):
         raise VarnetError(f"{path}: a periods table needs columns id and period; it has {header}")
-    frame = table.read_table(path, dtype={"id": str})
+    frame = readers.read_table(path, dtype={"id": str})
     ids = frame["id"].astype(str)
     if ids.duplicated().any():
         raise VarnetError(f"{path}: star {ids[ids.duplicated()].iloc[0]!r} has two periods")
-    return pd.Series(table.to_float(frame["period"], path, "period"), index=ids.to_numpy())
+    return pd.Series(readers.to_float(frame["period"], path, "period"), index=ids.to_numpy())
 
 
 def star_chunks(path: Path, fmt: str, chunk_rows: int, periods: pd.Series | None
@@ -216,7 +186,7 @@ class OutputWriter:
         self.rows = 0
 
     def __enter__(self) -> OutputWriter:
-        self._atomic = io.atomic_path(self.target)
+        self._atomic = files.atomic_path(self.target)
         self.tmp = self._atomic.__enter__()
         self._writer: pq.ParquetWriter | None = None
         return self
@@ -265,7 +235,7 @@ def score_files(model: mlflow.pyfunc.PyFuncModel, inputs: list[Path], output: Pa
 
 
 def _row_count(path: Path) -> int | None:
-    if _is_parquet(path) and path.is_file():
+    if readers.is_parquet(path) and path.is_file():
         try:
             return pq.ParquetFile(path).metadata.num_rows
         except Exception:  # damaged: the reader reports it properly
@@ -290,8 +260,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    cfg = section(ScoreConfig, "score", params)
-    from varnet import tracking
+    cfg = section(ScoreParams, params)
+    from varnet.core import tracking
 
     tracking.configure(params)
     periods = read_periods(args.periods) if args.periods else None

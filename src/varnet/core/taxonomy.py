@@ -1,6 +1,6 @@
 """The class taxonomy, written once: superclasses, their catalog subtypes, and the novel label.
 
-Class order is fixed and sorted; GMM component k is class k (method.md §3).
+Class order is fixed and sorted; GMM component k is class k (docs/method.md §3).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SUBTYPES: dict[str, tuple[str, ...]] = {
     "RRCD": ("RRC", "RRD"),
     "SR": ("SR", "SRA", "SRB", "SRC", "SRD"),
 }
-"""Catalog subtype -> superclass, as in the original code (method.md §1). Uncertain labels
+"""Catalog subtype -> superclass, as in the original code (docs/method.md §1). Uncertain labels
 such as "EW:" are not in any list and are dropped as unknown types."""
 
 _SUPERCLASS_OF = {sub: cls for cls, subs in SUBTYPES.items() for sub in subs}
@@ -36,7 +36,3 @@ def superclass_of(variable_type: str | None) -> str | None:
         return label
     return _SUPERCLASS_OF.get(label)
 
-
-def class_index(superclass: str) -> int:
-    """Index of a superclass in ``CLASSES`` (the one-hot / GMM component position)."""
-    return CLASSES.index(superclass)

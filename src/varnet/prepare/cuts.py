@@ -1,4 +1,4 @@
-"""The paper's cuts (method.md §1): clean every light curve, then keep the stars that pass.
+"""The paper's cuts (docs/method.md §1): clean every light curve, then keep the stars that pass.
 
 Nothing disappears silently; everything removed is counted at one of two levels:
 
@@ -38,9 +38,10 @@ import pandas as pd
 from supersmoother import SuperSmoother
 from tqdm import tqdm
 
-from varnet.errors import VarnetError
-from varnet.schema import CATALOG_COLUMNS, CUT_COLUMNS
-from varnet.taxonomy import CLASSES, NOVEL
+from varnet.core.config import CutsParams
+from varnet.core.errors import VarnetError
+from varnet.core.schema import CATALOG_COLUMNS, CUT_COLUMNS
+from varnet.core.taxonomy import CLASSES, NOVEL
 
 UNKNOWN = "unknown"
 """Cut-flow column of the stars whose type has no superclass."""
@@ -63,53 +64,23 @@ CUTS: tuple[str, ...] = ("unknown type", "period missing", "period invalid", "cl
 """Star-level cuts, in the order they run (the rows of the cut-flow table)."""
 
 
-@dataclass
-class CutsConfig:
-    """params.yaml section `cuts`; null disables the cut (sentinel_mag is always applied)."""
-
-    min_class_probability: float | None = 0.9
-    min_epochs: int | None = 200
-    mag_range: tuple[float, float] | None = (11.0, 17.0)
-    max_ss_resid: float | None = 0.7
-    sentinel_mag: float = 90.0
-    period_range: tuple[float, float] | None = (0.01, 2000.0)
-
-    def __post_init__(self) -> None:
-        for name in ("mag_range", "period_range"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if len(value) != 2 or not all(_is_number(v) for v in value) or value[0] >= value[1]:
-                raise ValueError(f"{name} must be [low, high] with low < high, got {value!r}")
-            setattr(self, name, (float(value[0]), float(value[1])))
-        for name in ("min_class_probability", "min_epochs", "max_ss_resid", "sentinel_mag"):
-            value = getattr(self, name)
-            if value is not None and not _is_number(value):
-                raise ValueError(f"{name} must be a number or null, got {value!r}")
-        if self.sentinel_mag is None:
-            raise ValueError("sentinel_mag cannot be null (flagged 99.99 epochs must be dropped)")
-
-    def rules(self) -> dict[str, str]:
-        """Each cut as a readable rule with its threshold (for the cut-flow table)."""
-        off = "disabled"
-        period = "period <= 0" if self.period_range is None else (
-            f"period outside [{self.period_range[0]:g}, {self.period_range[1]:g}] d")
-        return {
-            "unknown type": "type outside the 8 superclasses and VAR",
-            "period missing": "no catalog period",
-            "period invalid": period,
-            "class prob.": off if self.min_class_probability is None
-            else f"class_probability < {self.min_class_probability:g} (not VAR)",
-            "magnitude": off if self.mag_range is None
-            else f"mean mag outside ({self.mag_range[0]:g}, {self.mag_range[1]:g}) (not VAR)",
-            "epochs": off if self.min_epochs is None else f"< {self.min_epochs} good epochs",
-            "ss residual": off if self.max_ss_resid is None
-            else f"supersmoother residual > {self.max_ss_resid:g} (not VAR)",
-        }
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def cut_rules(cfg: CutsParams) -> dict[str, str]:
+    """Each cut as a readable rule with its threshold (for the cut-flow table)."""
+    off = "disabled"
+    period = "period <= 0" if cfg.period_range is None else (
+        f"period outside [{cfg.period_range[0]:g}, {cfg.period_range[1]:g}] d")
+    return {
+        "unknown type": "type outside the 8 superclasses and VAR",
+        "period missing": "no catalog period",
+        "period invalid": period,
+        "class prob.": off if cfg.min_class_probability is None
+        else f"class_probability < {cfg.min_class_probability:g} (not VAR)",
+        "magnitude": off if cfg.mag_range is None
+        else f"mean mag outside ({cfg.mag_range[0]:g}, {cfg.mag_range[1]:g}) (not VAR)",
+        "epochs": off if cfg.min_epochs is None else f"< {cfg.min_epochs} good epochs",
+        "ss residual": off if cfg.max_ss_resid is None
+        else f"supersmoother residual > {cfg.max_ss_resid:g} (not VAR)",
+    }
 
 
 def clean_lightcurves(lc: pd.DataFrame, sentinel_mag: float) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -146,7 +117,7 @@ def clean_lightcurves(lc: pd.DataFrame, sentinel_mag: float) -> tuple[pd.DataFra
 
 
 def supersmoother_residual(t: np.ndarray, mag: np.ndarray, err: np.ndarray, period: float) -> float:
-    """RMS residual of a periodic supersmoother fit over the std of the mags (method.md §1).
+    """RMS residual of a periodic supersmoother fit over the std of the mags (docs/method.md §1).
 
     ``SuperSmoother(period=P)`` with default spans, fit on the whole light curve and evaluated
     at the same times; ``sqrt(mean((pred - mag)^2)) / std(mag)`` (ddof 0). As in the original,
@@ -225,7 +196,7 @@ class CutResult:
     flow: CutFlow
 
 
-def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsConfig,
+def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsParams,
                progress: bool | None = None) -> CutResult:
     """Clean the light curves, run the star-level cuts in order and count every removal.
 
@@ -273,7 +244,7 @@ def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsConfig
     catalog["ss_resid"] = resid
     kept = catalog.loc[alive, [*CATALOG_COLUMNS, *CUT_COLUMNS]].reset_index(drop=True)
     kept_lc = clean.loc[clean["id"].isin(kept["id"]).to_numpy()].reset_index(drop=True)
-    flow = CutFlow(rules=cfg.rules(), start=_count(group), removed=removed,
+    flow = CutFlow(rules=cut_rules(cfg), start=_count(group), removed=removed,
                    points_in=len(lightcurves), points_dropped=points,
                    points_kept=len(kept_lc), kept=_count(group[alive]))
     return CutResult(catalog=kept, lightcurves=kept_lc, flow=flow)

@@ -1,13 +1,13 @@
-"""The MLflow model: light curves in, class, class probabilities, energy and novelty flags out.
+"""Light curves in; class, class probabilities, energy and novelty flags out: one scoring path.
 
-This file is logged as the model's code (MLflow "models from code"): MLflow copies it into the
-model and executes it on load; `mlflow.models.set_model(VarnetModel())` at the bottom names the
-model object. ``load_context`` builds a `varnet.inference.Scorer` from the logged artifacts
-(model.keras, gmm.npz, thresholds.json, variant.json) and the preprocessing record.
+``score_lightcurves(scorer, prep, table)`` is what the MLflow model (`varnet.scoring.pyfunc`),
+`varnet score` and `mlflow models serve` run; ``Preprocessing`` is how raw light curves become
+the network's sequences, frozen from training (``preprocessing_for`` reads it from a model
+folder's variant.json).
 
 Input: a long table, one row per epoch: id (str), time, mag, err (float, days / mag), optional
 band (str, default "V"), optional period (days, constant per star; missing or NaN = estimate it
-with a Lomb–Scargle periodogram, `varnet.periods`), and for a photometric model optional
+with a Lomb–Scargle periodogram, `varnet.prepare.periods`), and for a photometric model optional
 phot_g_abs, bp_rp, w_rp (constant per star). A "sequence" is simply a light curve of exactly n
 points, so both raw light curves (cut into n-point sequences, the remainder dropped) and single
 sequences are accepted.
@@ -31,34 +31,24 @@ star never fails a batch. At the sequence level such a star is one row with sequ
 from __future__ import annotations
 
 import json
-import tempfile
-from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from varnet import metrics
-from varnet.cuts import clean_lightcurves
-from varnet.errors import VarnetError
-from varnet.periods import lomb_scargle_period
-from varnet.sequences import PHOT_COLUMNS, build_sequences
-from varnet.taxonomy import CLASSES
+from varnet.core.errors import VarnetError
+from varnet.core.schema import LEVELS, PHOT_COLUMNS, ModelFolder
+from varnet.core.taxonomy import CLASSES
+from varnet.prepare.cuts import clean_lightcurves
+from varnet.prepare.periods import lomb_scargle_period
+from varnet.prepare.sequences import build_sequences
+from varnet.scoring import metrics
 
 REQUIRED_COLUMNS = ("id", "time", "mag", "err")
 DEFAULT_BAND = "V"
-LEVELS = ("star", "sequence")
-ARTIFACTS = ("model.keras", "gmm.npz", "thresholds.json", "variant.json")
-PREPROCESSING_FILE = "preprocessing.json"
-REQUIREMENTS = ("tensorflow", "keras", "mlflow", "numpy", "pandas", "scikit-learn", "scipy",
-                "astropy", "pyarrow", "supersmoother", "tqdm", "pyyaml")
-"""Packages the model imports (pinned to the installed versions when it is logged)."""
 
 
 class InputError(MlflowException, VarnetError):
@@ -78,7 +68,7 @@ class Preprocessing:
     period_range: list[float] | None = field(default_factory=lambda: [0.01, 2000.0])
 
 
-def _column_names(thresholds: dict[str, float]) -> list[str]:
+def output_columns(thresholds: dict[str, float]) -> list[str]:
     """Output columns after id (and sequence)."""
     return (["class", *(f"prob_{c}" for c in CLASSES), "energy",
              *(f"energy_{c}" for c in CLASSES), *(f"novel_p{k}" for k in thresholds),
@@ -229,60 +219,12 @@ def _assemble(rows, failed, gamma, energy, class_energy, thresholds, period, sou
     # input order of the stars (stable: sequences keep their order within a star)
     table = table.iloc[np.argsort(star_order.get_indexer(table["id"]), kind="stable")]
     leading = ["id", "sequence"] if "sequence" in table else ["id"]
-    return table[leading + _column_names(thresholds)].reset_index(drop=True)
-
-
-class VarnetModel(mlflow.pyfunc.PythonModel):
-    """The pyfunc wrapper: a Scorer from the artifacts, `score_lightcurves` per request."""
-
-    def load_context(self, context) -> None:
-        from varnet.inference import Scorer
-
-        # MLflow copies every artifact into the model's artifacts/ directory
-        self.scorer = Scorer.load(Path(context.artifacts["model.keras"]).parent)
-        self.prep = Preprocessing(**json.loads(
-            Path(context.artifacts[PREPROCESSING_FILE]).read_text()))
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None
-                ) -> pd.DataFrame:
-        level = (params or {}).get("level") or "star"
-        return score_lightcurves(self.scorer, self.prep, model_input, level)
-
-
-# ---------------------------------------------------------------- logging
-
-def signature(thresholds: dict[str, float]) -> ModelSignature:
-    inputs = Schema([
-        ColSpec("string", "id"), ColSpec("double", "time"), ColSpec("double", "mag"),
-        ColSpec("double", "err"), ColSpec("string", "band", required=False),
-        ColSpec("double", "period", required=False),
-        *(ColSpec("double", c, required=False) for c in PHOT_COLUMNS),
-    ])
-    outputs = [ColSpec("string", "id"), ColSpec("long", "sequence", required=False),
-               ColSpec("string", "class", required=False)]
-    for name in _column_names(thresholds)[1:]:
-        kind = ("boolean" if name.startswith("novel_") else "long" if name.startswith("n_")
-                else "string" if name in ("period_source", "note") else "double")
-        outputs.append(ColSpec(kind, name, required=name not in ("note", "period_source")))
-    params = ParamSchema([ParamSpec("level", "string", "star")])
-    return ModelSignature(inputs=inputs, outputs=Schema(outputs), params=params)
-
-
-def input_example(prep: Preprocessing) -> pd.DataFrame:
-    """One RR Lyrae-like star with 1.5 sequences of points and its catalog period."""
-    rng = np.random.default_rng(0)
-    n = prep.length * 3 // 2
-    time = np.sort(rng.uniform(0.0, 1500.0, n)).round(5)
-    period = 0.5671
-    mag = 13.2 + 0.35 * np.sin(2 * np.pi * time / period) + rng.normal(0.0, 0.03, n)
-    band = prep.bands[0] if prep.bands else DEFAULT_BAND
-    return pd.DataFrame({"id": "example-rrab", "time": time, "mag": mag.round(4),
-                         "err": np.full(n, 0.03), "band": band, "period": period})
+    return table[leading + output_columns(thresholds)].reset_index(drop=True)
 
 
 def preprocessing_for(model_dir: Path) -> Preprocessing:
     """The preprocessing a trained variant expects, from its variant.json (written by train)."""
-    variant = json.loads((Path(model_dir) / "variant.json").read_text())
+    variant = json.loads((ModelFolder(Path(model_dir)).variant).read_text())
     sequences, cuts = variant.get("sequences") or {}, variant.get("cuts") or {}
     length = variant.get("sequence_length", sequences.get("length"))
     if length is None:
@@ -293,38 +235,3 @@ def preprocessing_for(model_dir: Path) -> Preprocessing:
         sentinel_mag=float(cuts.get("sentinel_mag", defaults.sentinel_mag)),
         period_range=cuts.get("period_range", defaults.period_range),
     )
-
-
-def log_model(model_dir: Path, registered_model: str | None):
-    """Log the variant in ``model_dir`` as the pyfunc model "model" of the active run.
-
-    Registers a new version of ``registered_model`` (none if None) and returns the
-    ModelVersion (or None).
-    """
-    model_dir = Path(model_dir)
-    missing = [a for a in ARTIFACTS if not (model_dir / a).exists()]
-    if missing:
-        raise VarnetError(f"{model_dir}: cannot log the model, missing {missing}")
-    prep = preprocessing_for(model_dir)
-    thresholds = json.loads((model_dir / "thresholds.json").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        prep_file = Path(tmp) / PREPROCESSING_FILE
-        prep_file.write_text(json.dumps(asdict(prep), indent=2))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).resolve()),
-            artifacts={**{a: str(model_dir / a) for a in ARTIFACTS},
-                       PREPROCESSING_FILE: str(prep_file)},
-            code_paths=[str(Path(__file__).resolve().parent)],
-            signature=signature(thresholds),
-            input_example=(input_example(prep), {"level": "star"}),
-            pip_requirements=[f"{p}=={version(p)}" for p in REQUIREMENTS],
-            registered_model_name=registered_model,
-        )
-    if registered_model is None:
-        return None
-    return mlflow.MlflowClient().get_model_version(registered_model,
-                                                   str(info.registered_model_version))
-
-
-mlflow.models.set_model(VarnetModel())

@@ -1,7 +1,7 @@
 """Atomic, pickle-free reading and writing of the project's artefacts.
 
 Every output goes to a temporary file beside its target and is renamed into place, so an
-interrupted stage never leaves a half-written file behind (design.md, conventions).
+interrupted stage never leaves a half-written file behind (README.md, conventions).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from varnet.errors import VarnetError
+from varnet.core.errors import VarnetError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,8 +41,8 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from varnet.config import section
-from varnet.errors import VarnetError
+from varnet.core.config import PromoteParams, section
+from varnet.core.errors import VarnetError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -51,22 +51,6 @@ CHALLENGER = "challenger"
 def model_uri(name: str, alias: str = CHAMPION) -> str:
     """The URI that loads a registered model by alias, e.g. ``models:/varnet@champion``."""
     return f"models:/{name}@{alias}"
-
-
-@dataclass
-class PromoteConfig:
-    metrics: dict[str, float] = field(
-        default_factory=lambda: {"valid_accuracy": 0.0, "novelty_auroc": 0.0})
-    """metric -> tolerance: pass if every candidate metric >= champion's - tolerance."""
-    data_tag_prefix: str = "data."
-    """Run tags starting with this name the evaluation data; they must match to compare."""
-
-    def __post_init__(self) -> None:
-        if not self.metrics:
-            raise ValueError("metrics must name at least one metric")
-        for name, tol in self.metrics.items():
-            if not isinstance(tol, int | float) or tol < 0:
-                raise ValueError(f"metrics.{name}: tolerance must be a number >= 0, got {tol!r}")
 
 
 @dataclass
@@ -168,7 +152,7 @@ def run_record(client: mlflow.MlflowClient, mv: ModelVersion, prefix: str
     return dict(run.data.metrics), data_version(run.data.tags, prefix)
 
 
-def promote(client: mlflow.MlflowClient, name: str, version: str | None, cfg: PromoteConfig,
+def promote(client: mlflow.MlflowClient, name: str, version: str | None, cfg: PromoteParams,
             *, force: bool = False, reason: str | None = None, dry_run: bool = False
             ) -> tuple[str, ModelVersion, ModelVersion | None, GateResult]:
     """Run the gate and move the aliases. Returns (outcome, candidate, champion, gate) where
@@ -227,11 +211,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    from varnet import tracking
+    from varnet.core import tracking
 
-    cfg = section(PromoteConfig, "promote", params)
-    tracking.configure(params)
-    name = args.model or (params.get("mlflow") or {}).get("registered_model", "varnet")
+    cfg = section(PromoteParams, params)
+    name = args.model or tracking.configure(params).registered_model
     client = mlflow.MlflowClient()
     outcome, candidate, champion, gate = promote(
         client, name, args.version, cfg, force=args.force, reason=args.reason,

@@ -9,7 +9,7 @@ Writes  reports/metrics.json      DVC metrics, nested variant -> sequence|star -
         reports/plots/ae_loss/<variant>.csv, reports/plots/confusion/<variant>.csv (DVC plots)
 and logs the metrics and figures into each variant's MLflow run (run_id from run.json).
 
-Protocol (method.md §4): classification accuracy and per-class recall on the validation set;
+Protocol (docs/method.md §4): classification accuracy and per-class recall on the validation set;
 novelty with VAR as the positive class and validation + VAR as the test set, a sequence flagged
 when its energy is at or above a threshold (a percentile of the training energies, from
 thresholds.json), scored by precision/recall/F1 at each threshold plus AUROC and AUPRC.
@@ -26,26 +26,27 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from varnet.core import files, schema
+from varnet.core.config import (
+    EvaluateParams,
+    SplitParams,
+    TrainParams,
+    section,
+)
+from varnet.core.errors import VarnetError
+from varnet.core.schema import LEVELS, PREDICTION_ARRAYS, ModelFolder
+from varnet.core.taxonomy import CLASSES, NOVEL
+from varnet.scoring import metrics
 
-from varnet import io, metrics, schema  # noqa: E402
-from varnet.config import section  # noqa: E402
-from varnet.errors import VarnetError  # noqa: E402
-from varnet.taxonomy import CLASSES, NOVEL  # noqa: E402
-
-FIGURES = schema.FIGURES_DIR / "evaluation"
-PLOTS = schema.REPORTS_DIR / "plots"
-BASELINE_FILE = schema.REPORTS_DIR / "baseline.json"
-LEVELS = ("sequence", "star")
-PREDICTION_ARRAYS = ("subset", "label", "star_id", "gamma", "energy")
+matplotlib.use("Agg")  # figures go to files; no display needed
 
 PAPER_TABLE2: dict[tuple[str, bool], dict[str, float]] = {
     ("joint", False): {"nn": .988, "rf": .992, "p95_precision": .885, "p95_recall": .815,
@@ -59,18 +60,9 @@ PAPER_TABLE2: dict[tuple[str, bool], dict[str, float]] = {
                            "p95_f1": .914, "p80_precision": .696, "p80_recall": .986,
                            "p80_f1": .816},
 }
-"""Tsang & Schultz (2019) Table 2 (emb 16, per sequence; method.md §6)."""
+"""Tsang & Schultz (2019) Table 2 (emb 16, per sequence; docs/method.md §6)."""
 RELEASED_RF_EMBEDDING_ONLY = 0.9105
-"""The released run's RF on the 16-d embedding alone (joint, no photometry; method.md §6)."""
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    percentiles: list[float] = field(default_factory=lambda: [80, 95])
-    """Novelty thresholds: percentiles of the training energies (written by train)."""
-    histogram_clip_percentile: float = 99.0
-    """Energy histograms show up to this percentile of all energies; higher ones pile up in
-    the last bin (VAR energies have a tail far beyond the known classes')."""
+"""The released run's RF on the 16-d embedding alone (joint, no photometry; docs/method.md §6)."""
 
 
 @dataclass
@@ -136,26 +128,26 @@ def evaluate_predictions(predictions: dict[str, np.ndarray], thresholds: dict[st
     return results, confusion
 
 
-def evaluate_variant(name: str, model_dir: Path, percentiles: list[float]) -> VariantResult:
+def evaluate_variant(name: str, folder: ModelFolder, percentiles: list[float]) -> VariantResult:
     """Load one trained variant (checked against the predictions contract) and score it."""
-    predictions = io.read_npz(model_dir / "predictions.npz")
+    predictions = files.read_npz(folder.predictions)
     if missing := [a for a in PREDICTION_ARRAYS if a not in predictions]:
-        raise VarnetError(f"{model_dir / 'predictions.npz'}: missing arrays {missing}")
-    saved = {str(k): float(v) for k, v in io.read_json(model_dir / "thresholds.json").items()}
+        raise VarnetError(f"{folder.predictions}: missing arrays {missing}")
+    saved = {str(k): float(v) for k, v in files.read_json(folder.thresholds).items()}
     wanted = [threshold_key(p) for p in percentiles]
     if absent := [k for k in wanted if k not in saved]:
-        raise VarnetError(f"{model_dir / 'thresholds.json'}: no threshold for percentile(s) "
+        raise VarnetError(f"{folder.thresholds}: no threshold for percentile(s) "
                           f"{absent} of params evaluate.percentiles; retrain (dvc repro)")
     thresholds = {k: saved[k] for k in wanted}
-    variant = io.read_json(model_dir / "variant.json")
-    history, run = model_dir / "history.csv", model_dir / "run.json"
+    variant = files.read_json(folder.variant)
+    history, run = folder.history, folder.run
     results, confusion = evaluate_predictions(predictions, thresholds)
     return VariantResult(
         name=name, mode=str(variant.get("mode", "")),
         photometric=bool(variant.get("photometric", False)), thresholds=thresholds,
         metrics=results, confusion=confusion, predictions=predictions,
         history=pd.read_csv(history) if history.exists() else None,
-        run=io.read_json(run) if run.exists() else None)
+        run=files.read_json(run) if run.exists() else None)
 
 
 # ---------------------------------------------------------------- Table 2
@@ -247,6 +239,7 @@ def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: l
                     out.append(_paper_cell(row, mode))
             lines.append("| " + " | ".join(out) + " |")
         lines.append("")
+    # the report cites docs/method.md by its name, as reports/table2.md always has
     lines += ["¹ The released code's RF on the embedding alone (method.md §6); the paper's 99.2% "
               "most likely included the auxiliary features (method.md §5, §7).", "",
               "The paper reports per-sequence numbers only; per star, a star's class is the "
@@ -324,7 +317,7 @@ def plot_ae_loss(results: list[VariantResult], target: Path) -> None:
 
 
 def _save(fig: plt.Figure, target: Path) -> None:
-    with io.atomic_path(target) as tmp:
+    with files.atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
@@ -333,14 +326,14 @@ def write_dvc_plots(result: VariantResult, plots_dir: Path) -> None:
     """CSV data for `dvc plots show`: AE loss per epoch, and (actual, predicted) of valid rows."""
     if result.history is not None and "val_ae_loss" in result.history:
         curve = result.history[["epoch", "val_ae_loss"]].dropna()
-        with io.atomic_path(plots_dir / "ae_loss" / f"{result.name}.csv") as tmp:
+        with files.atomic_path(plots_dir / "ae_loss" / f"{result.name}.csv") as tmp:
             curve.to_csv(tmp, index=False)
     pred = result.predictions
     valid = pred["subset"] == "valid"
     names = np.asarray(CLASSES)
     pairs = pd.DataFrame({"actual": names[pred["label"][valid]],
                           "predicted": names[np.argmax(pred["gamma"][valid], axis=1)]})
-    with io.atomic_path(plots_dir / "confusion" / f"{result.name}.csv") as tmp:
+    with files.atomic_path(plots_dir / "confusion" / f"{result.name}.csv") as tmp:
         pairs.to_csv(tmp, index=False)
 
 
@@ -358,7 +351,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, float]:
     return flat
 
 
-def log_to_mlflow(params: dict, result: VariantResult, files: list[Path]) -> None:
+def log_to_mlflow(params: dict, result: VariantResult, outputs: list[Path]) -> None:
     """Add the evaluation metrics and figures to the variant's own training run."""
     run = result.run
     if not run or not run.get("run_id"):
@@ -366,13 +359,13 @@ def log_to_mlflow(params: dict, result: VariantResult, files: list[Path]) -> Non
         return
     import mlflow
 
-    from varnet import tracking
+    from varnet.core import tracking
 
     tracking.configure(params)
     try:
         with mlflow.start_run(run_id=run["run_id"]):
             mlflow.log_metrics(flatten(result.metrics, "eval"))
-            for path in files:
+            for path in outputs:
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
     except mlflow.exceptions.MlflowException as exc:
         print(f"  {result.name}: MLflow run {run['run_id']} not logged ({exc.message})")
@@ -403,27 +396,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict) -> int:
-    cfg = section(EvaluateParams, "evaluate", params)
-    variants = list((params.get("train") or {}).get("variants") or {})
+    cfg = section(EvaluateParams, params)
+    variants = list(section(TrainParams, params).variants)
     if not variants:
         raise VarnetError("params train.variants is empty: nothing to evaluate")
     figures, plots = args.reports / "figures" / "evaluation", args.reports / "plots"
     results: list[VariantResult] = []
     for name in variants:
-        model_dir = args.models / name
-        if not (model_dir / "predictions.npz").exists():
-            print(f"  {name}: not trained ({model_dir / 'predictions.npz'} missing), skipped")
+        folder = ModelFolder.of(name, args.models)
+        if not folder.predictions.exists():
+            print(f"  {name}: not trained ({folder.predictions} missing), skipped")
             continue
-        results.append(evaluate_variant(name, model_dir, list(cfg.percentiles)))
+        results.append(evaluate_variant(name, folder, list(cfg.percentiles)))
     if not results:
         raise VarnetError(f"no trained variant under {args.models}/ (run `varnet train "
                           f"{variants[0]}` or `dvc repro`)")
     baseline_file = args.reports / "baseline.json"
-    baseline = io.read_json(baseline_file) if baseline_file.exists() else {}
+    baseline = files.read_json(baseline_file) if baseline_file.exists() else {}
     if not baseline:
         print(f"  {baseline_file} not found: RF rows of Table 2 left empty")
 
-    split_by = (params.get("split") or {}).get("by", "?")
+    split_by = section(SplitParams, params).by
     notes = [f"Split: `split.by = {split_by}`"
              + (" (honest: no star in both train and valid)." if split_by == "star" else
                 " (the paper's: sequences of one star in train and valid)."),
@@ -431,8 +424,8 @@ def run(args: argparse.Namespace, params: dict) -> int:
                                       f"{', photometric' if r.photometric else ''})"
                                       for r in results) + "."]
     keys = [threshold_key(p) for p in cfg.percentiles]
-    io.write_json({r.name: r.metrics for r in results}, args.reports / "metrics.json")
-    io.write_text(table2_markdown(results, baseline, keys, notes), args.reports / "table2.md")
+    files.write_json({r.name: r.metrics for r in results}, args.reports / "metrics.json")
+    files.write_text(table2_markdown(results, baseline, keys, notes), args.reports / "table2.md")
     plot_ae_loss(results, figures / "ae_loss.png")
     for result in results:
         plot_confusion(result, figures / f"confusion_{result.name}.png")
@@ -444,9 +437,9 @@ def run(args: argparse.Namespace, params: dict) -> int:
           f"{plots}/")
     if not args.no_mlflow:
         for result in results:
-            files = [figures / f"confusion_{result.name}.png",
-                     figures / f"energy_{result.name}.png", figures / "ae_loss.png",
-                     args.reports / "table2.md", args.reports / "metrics.json"]
-            log_to_mlflow(params, result, files)
+            outputs = [figures / f"confusion_{result.name}.png",
+                       figures / f"energy_{result.name}.png", figures / "ae_loss.png",
+                       args.reports / "table2.md", args.reports / "metrics.json"]
+            log_to_mlflow(params, result, outputs)
     return 0
 

@@ -45,10 +45,10 @@ from great_expectations.data_context.types.resource_identifiers import Expectati
 from great_expectations.exceptions import DataContextError
 from great_expectations.expectations.row_conditions import Column
 
-from varnet.cuts import CutsConfig
-from varnet.errors import VarnetError
-from varnet.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
-from varnet.taxonomy import CLASSES, NOVEL
+from varnet.core.config import CutsParams
+from varnet.core.errors import VarnetError
+from varnet.core.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
+from varnet.core.taxonomy import CLASSES, NOVEL
 
 DATASOURCE = "varnet"
 DATA_DOCS = Path("gx/uncommitted/data_docs/local_site/index.html")
@@ -114,7 +114,7 @@ def raw_lightcurves_suite() -> Suite:
     ], key_columns=["id", "band", "time"])
 
 
-def lightcurves_suite(cfg: CutsConfig) -> Suite:
+def lightcurves_suite(cfg: CutsParams) -> Suite:
     """Sanity of the clean epochs, on `lightcurve_frame` (the epochs plus their time step)."""
     return Suite("lightcurves", [
         _rule(gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*LIGHTCURVE_COLUMNS, "dt"]),
@@ -136,7 +136,7 @@ def lightcurves_suite(cfg: CutsConfig) -> Suite:
     ], key_columns=["id", "band", "time"])
 
 
-def post_cut_suite(cfg: CutsConfig) -> Suite:
+def post_cut_suite(cfg: CutsParams) -> Suite:
     """The contract of the kept stars, on `post_cut_frame`, written from the params alone."""
     expectations = [
         _rule(gxe.ExpectTableRowCountToBeBetween(min_value=1), "some stars survive the cuts"),

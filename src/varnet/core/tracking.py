@@ -18,21 +18,10 @@ import os
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from varnet.config import section
-
-
-@dataclass
-class MlflowConfig:
-    """params.yaml ``mlflow``."""
-
-    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
-    artifact_location: str = "mlruns/artifacts"
-    experiment: str = "varnet"
-    registered_model: str = "varnet"
+from varnet.core.config import MlflowParams, section
 
 
 def project_root() -> Path:
@@ -45,7 +34,7 @@ def project_root() -> Path:
     return cwd
 
 
-def tracking_uri(cfg: MlflowConfig) -> str:
+def tracking_uri(cfg: MlflowParams) -> str:
     """$MLFLOW_TRACKING_URI, else params' URI with a relative sqlite path made absolute."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
     prefix = "sqlite:///"
@@ -56,7 +45,7 @@ def tracking_uri(cfg: MlflowConfig) -> str:
     return uri
 
 
-def artifact_uri(cfg: MlflowConfig, uri: str) -> str | None:
+def artifact_uri(cfg: MlflowParams, uri: str) -> str | None:
     """params' artifact location; when $MLFLOW_TRACKING_URI redirects tracking, artifacts go
     beside its sqlite file (or wherever its server puts them)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -69,11 +58,11 @@ def artifact_uri(cfg: MlflowConfig, uri: str) -> str | None:
     return (project_root() / location).as_uri()
 
 
-def configure(params: dict[str, Any]) -> MlflowConfig:
+def configure(params: dict[str, Any]) -> MlflowParams:
     """Point MLflow at the project's store and select (creating if needed) the experiment."""
     import mlflow
 
-    cfg = section(MlflowConfig, "mlflow", params)
+    cfg = section(MlflowParams, params)
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     with _store_lock(uri):

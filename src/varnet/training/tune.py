@@ -48,7 +48,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +61,10 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from varnet import io
-from varnet.config import section
-from varnet.errors import VarnetError
-from varnet.schema import FIGURES_DIR, REPORTS_DIR, SEQUENCES_FILE, SPLIT_FILE
+from varnet.core import files
+from varnet.core.config import PruningParams, TrainParams, TuneParams, section
+from varnet.core.errors import VarnetError
+from varnet.core.schema import FIGURES_DIR, REPORTS_DIR, SEQUENCES_FILE, SPLIT_FILE
 
 TUNE_DIR = REPORTS_DIR / "tune"
 BEST_PARAMS_FILE = TUNE_DIR / "best_params.yaml"
@@ -79,55 +78,10 @@ WORKER_ATTR = "worker"
 RUN_ATTR = "mlflow_run_id"
 
 
-@dataclass
-class PruningConfig:
-    percentile: float = 50.0       # 50 = median rule
-    n_startup_trials: int = 3      # completed trials before anything is pruned
-    n_warmup_epochs: int = 2       # epochs a trial always gets
-
-
-@dataclass
-class TuneConfig:
-    study: str = "varnet-tune"
-    storage: str = "sqlite:///optuna/varnet.db"
-    variant: str = "joint"
-    n_trials: int = 20
-    timeout_s: float | None = None
-    epochs: int | None = None                  # epochs per trial; null keeps train.epochs
-    lambda_range: tuple[float, float] = (1.0e-5, 1.0e-1)
-    embedding_choices: tuple[int, ...] = (8, 16, 32, 64)
-    learning_rate_range: tuple[float, float] | None = None   # null keeps train.learning_rate
-    pruning: PruningConfig | None = field(default_factory=PruningConfig)
-    pick_accuracy_tolerance: float = 0.005
-    heartbeat_interval: int = 60               # s; SQL storages only; 0 disables
-    retry_failed: int = 1                      # re-queue a killed trial's params this often
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.lambda_range = _positive_range(self.lambda_range, "lambda_range")
-        if self.learning_rate_range is not None:
-            self.learning_rate_range = _positive_range(self.learning_rate_range,
-                                                       "learning_rate_range")
-        self.embedding_choices = tuple(int(m) for m in self.embedding_choices)
-        if not self.embedding_choices or min(self.embedding_choices) < 1:
-            raise ValueError("embedding_choices must be positive integers")
-        if self.n_trials < 1:
-            raise ValueError("n_trials must be >= 1")
-        if isinstance(self.pruning, dict):  # params.yaml gives a mapping
-            self.pruning = PruningConfig(**self.pruning)
-
-
-def _positive_range(values: Sequence[float], name: str) -> tuple[float, float]:
-    low, high = (float(v) for v in values)
-    if not 0 < low < high:
-        raise ValueError(f"{name} must be [low, high] with 0 < low < high, got {list(values)}")
-    return low, high
-
-
 # --- pure rules ------------------------------------------------------------------------------
 
 def should_prune(curve: Sequence[float], completed: Sequence[Sequence[float]],
-                 rule: PruningConfig) -> bool:
+                 rule: PruningParams) -> bool:
     """Whether a trial with per-epoch accuracies ``curve`` falls below the completed trials.
 
     Optuna's PercentilePruner rule for a maximised value: the trial's best value so far is
@@ -291,7 +245,7 @@ class PruningCallback(keras.callbacks.Callback):
     starts), so that a pruned or orphaned trial's run can be closed and tagged.
     """
 
-    def __init__(self, trial: optuna.Trial, rule: PruningConfig | None) -> None:
+    def __init__(self, trial: optuna.Trial, rule: PruningParams | None) -> None:
         super().__init__()
         self.trial = trial
         self.rule = rule
@@ -326,12 +280,12 @@ TrainFn = Callable[..., dict[str, Any]]
 
 
 def _default_train_fn() -> TrainFn:
-    from varnet.train import train_variant
+    from varnet.training.train import train_variant
 
     return train_variant
 
 
-def suggest(trial: optuna.Trial, cfg: TuneConfig) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, cfg: TuneParams) -> dict[str, Any]:
     values: dict[str, Any] = {
         "lambda_energy": trial.suggest_float("lambda_energy", *cfg.lambda_range, log=True),
         "embedding": trial.suggest_categorical("embedding", list(cfg.embedding_choices)),
@@ -342,7 +296,7 @@ def suggest(trial: optuna.Trial, cfg: TuneConfig) -> dict[str, Any]:
     return values
 
 
-def make_objective(cfg: TuneConfig, params: dict[str, Any], train_fn: TrainFn
+def make_objective(cfg: TuneParams, params: dict[str, Any], train_fn: TrainFn
                    ) -> Callable[[optuna.Trial], tuple[float, float]]:
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         trial.set_user_attr(WORKER_ATTR, worker_id())
@@ -379,7 +333,7 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def run_study(cfg: TuneConfig, params: dict[str, Any], *, train_fn: TrainFn | None = None,
+def run_study(cfg: TuneParams, params: dict[str, Any], *, train_fn: TrainFn | None = None,
               log: Callable[[str], None] = print) -> optuna.Study:
     """Create or resume the study and run trials until ``cfg.n_trials`` are finished."""
     storage = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.retry_failed)
@@ -427,7 +381,7 @@ def report_trial(n_trials: int, log: Callable[[str], None]
 
 
 @contextmanager
-def study_run(study: optuna.Study, cfg: TuneConfig) -> Iterator[mlflow.ActiveRun]:
+def study_run(study: optuna.Study, cfg: TuneParams) -> Iterator[mlflow.ActiveRun]:
     """The study's MLflow run: created by the first invocation, resumed by every later one."""
     run_id = study.user_attrs.get(RUN_ATTR)
     if run_id is not None:
@@ -488,17 +442,17 @@ def plot_pareto(study: optuna.Study, picked: FrozenTrial, target: Path) -> None:
     ax.set_title(f"{study.study_name}: {len(complete)} complete, {n_pruned} pruned")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with io.atomic_path(target) as tmp:
+    with files.atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
-def write_reports(study: optuna.Study, cfg: TuneConfig, *, best_params: Path = BEST_PARAMS_FILE,
+def write_reports(study: optuna.Study, cfg: TuneParams, *, best_params: Path = BEST_PARAMS_FILE,
                   trials_file: Path = TRIALS_FILE, figure: Path = PARETO_FIGURE
                   ) -> FrozenTrial:
     """Write the trials table, the pick as params overrides, and the Pareto figure."""
     table = trials_table(study)
-    with io.atomic_path(trials_file) as tmp:
+    with files.atomic_path(trials_file) as tmp:
         table.to_csv(tmp, index=False)
     picked = pick_trial(study.best_trials, cfg.pick_accuracy_tolerance)
     overrides = best_params_overrides(picked.params)
@@ -507,7 +461,7 @@ def write_reports(study: optuna.Study, cfg: TuneConfig, *, best_params: Path = B
               f"valid_accuracy {picked.values[0]:.4f}, novelty_auroc {picked.values[1]:.4f}\n"
               f"# ({len(study.best_trials)} Pareto-optimal of {finished_count(study)} finished "
               f"trials; rule: docs/tuning.md). Use: dvc exp run {use}\n")
-    io.write_text(header + yaml.safe_dump(overrides, sort_keys=True), best_params)
+    files.write_text(header + yaml.safe_dump(overrides, sort_keys=True), best_params)
     plot_pareto(study, picked, figure)
     return picked
 
@@ -526,8 +480,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run no trial; only rewrite the reports from the stored study")
 
 
-def config_from(args: argparse.Namespace, params: dict[str, Any]) -> TuneConfig:
-    cfg = section(TuneConfig, "tune", params)
+def config_from(args: argparse.Namespace, params: dict[str, Any]) -> TuneParams:
+    cfg = section(TuneParams, params)
     overrides = {"storage": args.storage, "study": args.study, "n_trials": args.n_trials,
                  "timeout_s": args.timeout, "seed": args.seed}
     try:
@@ -538,10 +492,10 @@ def config_from(args: argparse.Namespace, params: dict[str, Any]) -> TuneConfig:
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
     cfg = config_from(args, params)
-    if cfg.variant not in (params.get("train") or {}).get("variants", {}):
+    if cfg.variant not in section(TrainParams, params).variants:
         raise VarnetError(f"params tune.variant {cfg.variant!r} is not a key of train.variants")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from varnet import tracking
+    from varnet.core import tracking
 
     tracking.configure(params)
     start = time.monotonic()

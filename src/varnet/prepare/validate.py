@@ -36,11 +36,11 @@ from typing import Any
 
 import pandas as pd
 
-from varnet import expectations, io, schema
-from varnet.config import section
-from varnet.cuts import CutFlow, CutResult, CutsConfig, apply_cuts
-from varnet.errors import VarnetError
-from varnet.taxonomy import CLASSES, NOVEL
+from varnet.core import files, schema
+from varnet.core.config import CutsParams, SurveyParams, section
+from varnet.core.taxonomy import CLASSES, NOVEL
+from varnet.prepare import expectations
+from varnet.prepare.cuts import CutFlow, CutResult, apply_cuts
 
 CUTFLOW_MD = schema.REPORTS_DIR / "cutflow.md"
 CUTFLOW_CSV = schema.REPORTS_DIR / "cutflow.csv"
@@ -54,16 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    cfg = section(CutsConfig, "cuts", params)
-    survey = (params.get("survey") or {}).get("name")
-    if not survey:
-        raise VarnetError("params survey.name: missing (the snapshot to validate)")
+    cfg = section(CutsParams, params)
+    survey = section(SurveyParams, params).name
     for path in OUTPUTS:  # a failed run must not leave an earlier run's outputs looking current
         path.unlink(missing_ok=True)
 
     catalog_path, lightcurves_path = schema.raw_paths(survey)
-    catalog = io.read_parquet(catalog_path)
-    lightcurves = io.read_parquet(lightcurves_path)
+    catalog = files.read_parquet(catalog_path)
+    lightcurves = files.read_parquet(lightcurves_path)
     started = time.perf_counter()
     project = expectations.Project(".")
     try:
@@ -73,8 +71,8 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
         project.build_docs()
     gx_seconds = time.perf_counter() - started - cut_seconds
 
-    io.write_parquet(result.catalog, schema.INTERIM_CATALOG)
-    io.write_parquet(result.lightcurves, schema.INTERIM_LIGHTCURVES)
+    files.write_parquet(result.catalog, schema.INTERIM_CATALOG)
+    files.write_parquet(result.lightcurves, schema.INTERIM_LIGHTCURVES)
     write_reports(result.flow)
     absent = [c for c in CLASSES if c not in set(catalog["superclass"].dropna())]
     print(f"kept {len(result.catalog)} of {len(catalog)} stars"
@@ -85,7 +83,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
 
 
 def _checked_cuts(project: expectations.Project, catalog: pd.DataFrame,
-                  lightcurves: pd.DataFrame, cfg: CutsConfig, catalog_path: Path,
+                  lightcurves: pd.DataFrame, cfg: CutsParams, catalog_path: Path,
                   lightcurves_path: Path) -> tuple[CutResult, float]:
     """Raw suites, the cuts (cut flow printed), then the light-curve and post-cut suites."""
     project.check(expectations.raw_catalog_suite(), catalog.reset_index(drop=True),
@@ -109,7 +107,7 @@ def _checked_cuts(project: expectations.Project, catalog: pd.DataFrame,
 
 
 def write_reports(flow: CutFlow) -> None:
-    io.write_text(flow.to_markdown(), CUTFLOW_MD)
-    with io.atomic_path(CUTFLOW_CSV) as tmp:
+    files.write_text(flow.to_markdown(), CUTFLOW_MD)
+    with files.atomic_path(CUTFLOW_CSV) as tmp:
         flow.tidy().to_csv(tmp, index=False)
-    io.write_json(flow.metrics(), CUTFLOW_JSON)
+    files.write_json(flow.metrics(), CUTFLOW_JSON)

@@ -30,36 +30,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from varnet import io, schema, taxonomy
-from varnet.config import section
-from varnet.errors import VarnetError
+from varnet.core import files, schema, taxonomy
+from varnet.core.config import SplitParams, section
+from varnet.core.errors import VarnetError
 
 REPORT_FILE = schema.REPORTS_DIR / "split.json"
-SPLIT_BY = ("star", "sequence")
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    by: str = "star"
-    n_splits: int = 5
-    fold: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.by not in SPLIT_BY:
-            raise ValueError(f"by must be one of {SPLIT_BY}, got {self.by!r}")
-        if not isinstance(self.n_splits, int) or self.n_splits < 2:
-            raise ValueError(f"n_splits must be an integer >= 2, got {self.n_splits!r}")
-        if not isinstance(self.fold, int) or not 0 <= self.fold < self.n_splits:
-            raise ValueError(f"fold must be an integer in [0, n_splits), got {self.fold!r}")
-
-
 def split_indices(label: np.ndarray, star_id: np.ndarray, by: str = "star", n_splits: int = 5,
                   fold: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
     """Indices of the train, valid and novel sequences (schema.SPLIT_ARRAYS).
@@ -161,8 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict) -> int:
-    cfg = section(SplitParams, "split", params)
-    arrays = io.read_npz(args.sequences)
+    cfg = section(SplitParams, params)
+    arrays = files.read_npz(args.sequences)
     missing = [k for k in ("label", "star_id", "classes") if k not in arrays]
     if missing:
         raise VarnetError(f"{args.sequences}: missing array(s) {missing}; rerun `varnet sequences`")
@@ -174,7 +154,7 @@ def run(args: argparse.Namespace, params: dict) -> int:
                           seed=cfg.seed)
     summary = summarize(label, star_id, split, cfg)
     print(format_summary(summary))
-    io.write_npz(args.out, **split)
-    io.write_json(summary, args.report)
+    files.write_npz(args.out, **split)
+    files.write_json(summary, args.report)
     print(f"wrote {args.out} and {args.report}")
     return 0

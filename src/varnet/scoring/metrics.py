@@ -1,4 +1,4 @@
-"""Classification and novelty metrics, per sequence and per star (method.md §4, §6).
+"""Classification and novelty metrics, per sequence and per star (docs/method.md §4, §6).
 
 Novelty follows the paper's protocol: the test set is the validation sequences (negatives) plus
 every VAR sequence (positives), a sequence is flagged novel when its energy is at or above a
@@ -22,7 +22,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from varnet.taxonomy import CLASSES
+from varnet.core.taxonomy import CLASSES
 
 
 def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:

@@ -12,7 +12,7 @@ on the validation set, for two feature sets:
   embedding       the network's embedding z_e alone, as the released code does (~91%)
   embedding_aux   z_e plus the estimation network's auxiliary inputs: raw mean mag, std and
                   log10 P (and M_G, BP-RP, W_RP for a photometric variant), as Naul's notebook;
-                  most likely what gave the paper's ~99% (method.md §5, §7)
+                  most likely what gave the paper's ~99% (docs/method.md §5, §7)
 Per star, the forest's class probabilities are averaged over the star's validation sequences.
 
 Cost: the grid is 72 combinations x `cv` folds, ~30k trees per variant and feature set, about
@@ -30,41 +30,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GridSearchCV, train_test_split
 
-from varnet import io, metrics, schema
-from varnet.config import section
-from varnet.errors import VarnetError
-from varnet.taxonomy import CLASSES
+from varnet.core import files, schema
+from varnet.core.config import BaselineParams, TrainParams, section
+from varnet.core.errors import VarnetError
+from varnet.core.schema import ModelFolder
+from varnet.core.taxonomy import CLASSES
+from varnet.scoring import metrics
 
 FEATURE_SETS = ("embedding", "embedding_aux")
-
-
-@dataclass(frozen=True)
-class BaselineParams:
-    n_estimators: list[int] = field(default_factory=lambda: [50, 100, 250])
-    criterion: list[str] = field(default_factory=lambda: ["gini", "entropy"])
-    max_features: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3])
-    min_samples_leaf: list[int] = field(default_factory=lambda: [1, 2, 3])
-    cv: int = 3
-    seed: int = 0
-    cv_max_sequences: int | None = None
-    """Grid search on a stratified subset of at most this many training sequences, then refit
-    the best on all (null = search on all, as the paper; a subset for paper-scale data)."""
-    n_jobs: int = 2
-    variants: list[str] | None = None
-    """Variants to fit (null = every trained variant of train.variants)."""
-
-    @property
-    def grid(self) -> dict[str, list]:
-        return {"n_estimators": list(self.n_estimators), "criterion": list(self.criterion),
-                "max_features": list(self.max_features),
-                "min_samples_leaf": list(self.min_samples_leaf)}
 
 
 def feature_matrix(predictions: dict[str, np.ndarray], sequences: dict[str, np.ndarray],
@@ -161,28 +140,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, params: dict) -> int:
-    cfg = section(BaselineParams, "baseline", params)
-    trained = list((params.get("train") or {}).get("variants") or {})
+    cfg = section(BaselineParams, params)
+    trained = list(section(TrainParams, params).variants)
     variants = trained if cfg.variants is None else list(cfg.variants)
     if unknown := sorted(set(variants) - set(trained)):
         raise VarnetError(f"params baseline.variants: {unknown} not in train.variants {trained}")
-    sequences = io.read_npz(args.sequences)
+    sequences = files.read_npz(args.sequences)
     results: dict[str, dict] = {}
     for name in variants:
-        model_dir = args.models / name
-        if not (model_dir / "predictions.npz").exists():
-            print(f"  {name}: not trained ({model_dir / 'predictions.npz'} missing), skipped")
+        folder = ModelFolder.of(name, args.models)
+        if not folder.predictions.exists():
+            print(f"  {name}: not trained ({folder.predictions} missing), skipped")
             continue
-        predictions = io.read_npz(model_dir / "predictions.npz")
-        photometric = bool(io.read_json(model_dir / "variant.json").get("photometric", False))
+        predictions = files.read_npz(folder.predictions)
+        photometric = bool(files.read_json(folder.variant).get("photometric", False))
         print(f"  {name}: grid search, {_grid_size(cfg)} combinations x {cfg.cv} folds "
               f"x {len(FEATURE_SETS)} feature sets ...", flush=True)
         results[name] = baseline_variant(predictions, sequences, photometric, cfg)
     if not results:
         raise VarnetError(f"no trained variant under {args.models}/ for the RF baseline")
     table = baseline_markdown(results, cfg)
-    io.write_json(results, args.reports / "baseline.json")
-    io.write_text(table, args.reports / "baseline.md")
+    files.write_json(results, args.reports / "baseline.json")
+    files.write_text(table, args.reports / "baseline.md")
     print(table, end="")
     print(f"wrote {args.reports / 'baseline.json'} and {args.reports / 'baseline.md'}")
     return 0

@@ -7,10 +7,12 @@ after cuts    data/interim/catalog.parquet           kept stars: CATALOG_COLUMNS
               data/interim/lightcurves.parquet       their clean epochs, sorted by (id, band, time)
 sequences     data/processed/sequences.npz           SEQUENCE_ARRAYS (no pickle)
 split         data/processed/split.npz               SPLIT_ARRAYS: indices into sequences.npz
+a variant     models/<variant>/                      ModelFolder: MODEL_FILES, PREDICTION_ARRAYS
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
@@ -33,6 +35,10 @@ def raw_paths(survey_name: str) -> tuple[Path, Path]:
 INTERIM_CATALOG = INTERIM_DIR / "catalog.parquet"
 INTERIM_LIGHTCURVES = INTERIM_DIR / "lightcurves.parquet"
 
+SENTINEL_MAG = 99.99
+"""The magnitude a raw snapshot gives a flagged point (ASAS-SN's convention; `cuts.sentinel_mag`
+drops everything at or above its threshold)."""
+
 CATALOG_COLUMNS: dict[str, str] = {
     "id": "str: star id, unique",
     "ra": "float: degrees (NaN if unknown)",
@@ -52,6 +58,9 @@ CUT_COLUMNS: dict[str, str] = {
     "ss_resid": "float: supersmoother RMS residual / std on that band (inf if the fit failed, "
                 "NaN if cuts.max_ss_resid is off)",
 }
+PHOT_COLUMNS: dict[str, str] = {"phot_g_abs": "M_G", "bp_rp": "BP_RP", "w_rp": "W_RP"}
+"""The Gaia photometry of the photometric variants: catalog column -> GMM feature name."""
+
 LIGHTCURVE_COLUMNS: dict[str, str] = {
     "id": "str: star id (catalog.id)",
     "band": "str: photometric band, e.g. V, g, B, R",
@@ -62,7 +71,7 @@ LIGHTCURVE_COLUMNS: dict[str, str] = {
 
 SEQUENCE_ARRAYS: dict[str, str] = {
     "X": "float32 (N, n, 2): [dt, normalised mag]; dt = lag of the folded times in days, "
-    "the last step 0 (method.md §1)",
+    "the last step 0 (docs/method.md §1)",
     "weight": "float32 (N, n): 1/sigma of the normalised mags = s/err",
     "aux": "float32 (N, 3): raw [mean mag, std mag, log10 P]; the model standardises them",
     "phot": "float32 (N, 3): [M_G, BP-RP, W_RP], NaN where missing",
@@ -77,3 +86,63 @@ SPLIT_ARRAYS: dict[str, str] = {
     "valid": "int64: sequence indices for validation (known classes only)",
     "novel": "int64: all VAR sequence indices (never trained on)",
 }
+
+LEVELS = ("sequence", "star")
+"""The two levels every result is given at: per sequence (the paper's) and per star."""
+
+MODEL_FILES: dict[str, str] = {
+    "model.keras": "the network (Keras 3 format); the input standardisation is inside it",
+    "gmm.npz": "phi (K,), mu (K, l), sigma (K, l, l): the GMM refitted once on the training set "
+               "with dropout off",
+    "thresholds.json": "{percentile: energy}: evaluate.percentiles of the training energies",
+    "predictions.npz": "PREDICTION_ARRAYS of every train, valid and novel sequence",
+    "history.csv": "one row per epoch: phase, losses, accuracy, their val_ twins, time_s",
+    "variant.json": "the resolved config: mode, photometric, model, train, features, "
+                    "sequence_length, sequences, cuts, epochs_trained",
+    "run.json": "run_id, experiment_id, registered_model, version of the training's MLflow run",
+}
+"""What `varnet train` writes to models/<variant>/, each file replaced atomically."""
+SERVED_FILES = ("model.keras", "gmm.npz", "thresholds.json", "variant.json")
+"""The part of a model folder that scoring needs (and the MLflow model carries)."""
+
+PREDICTION_ARRAYS: dict[str, str] = {
+    "index": "int64 (N,): row in sequences.npz",
+    "subset": "str (N,): train | valid | novel",
+    "label": "int16 (N,): class index, -1 for VAR",
+    "star_id": "str (N,)",
+    "gamma": "float32 (N, K): class probabilities",
+    "energy": "float64 (N,): GMM energy (novelty score)",
+    "class_energy": "float64 (N, K): energy under each class's component",
+    "embedding": "float32 (N, m)",
+    "features": "float32 (N, l): the GMM input z",
+}
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """The files of one trained variant, ``models/<variant>/`` (MODEL_FILES)."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, variant: str, models_dir: Path = MODELS_DIR) -> ModelFolder:
+        return cls(Path(models_dir) / variant)
+
+    def file(self, name: str) -> Path:
+        if name not in MODEL_FILES:
+            raise KeyError(f"{name!r} is not a file of a model folder: {sorted(MODEL_FILES)}")
+        return self.root / name
+
+    model = property(lambda self: self.file("model.keras"))
+    gmm = property(lambda self: self.file("gmm.npz"))
+    thresholds = property(lambda self: self.file("thresholds.json"))
+    predictions = property(lambda self: self.file("predictions.npz"))
+    history = property(lambda self: self.file("history.csv"))
+    variant = property(lambda self: self.file("variant.json"))
+    run = property(lambda self: self.file("run.json"))
+    checkpoint = property(lambda self: self.root / "checkpoint")
+    """Per-epoch training state while a training is unfinished (training.checkpoint)."""
+
+    def missing(self, names=SERVED_FILES) -> list[Path]:
+        """The files of ``names`` that are not there."""
+        return [self.file(n) for n in names if not self.file(n).is_file()]

@@ -1,0 +1,90 @@
+"""The training data: the train/valid/novel subsets of sequences.npz, checked, and tf.data.
+
+Every check names the file and an example star, so a broken input stops training with a
+message instead of a NaN loss several epochs later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from varnet.core import files, schema, taxonomy
+from varnet.core.errors import VarnetError
+
+SUBSETS = ("train", "valid", "novel")
+
+
+@dataclass
+class Subset:
+    """One of train/valid/novel: network inputs, targets and bookkeeping."""
+
+    index: np.ndarray
+    inputs: dict[str, np.ndarray]
+    label: np.ndarray
+    weight: np.ndarray
+    star_id: np.ndarray
+
+
+def load_data(photometric: bool, sequences: Path = schema.SEQUENCES_FILE,
+              split: Path = schema.SPLIT_FILE) -> dict[str, Subset]:
+    """The train/valid/novel subsets, checked: finite inputs, known labels, the class order."""
+    arrays = files.read_npz(sequences)
+    indices = files.read_npz(split)
+    needed = ["X", "weight", "aux", "label", "star_id"] + (["phot"] if photometric else [])
+    if missing := [k for k in needed if k not in arrays]:
+        raise VarnetError(f"{sequences}: missing arrays {missing} (rerun `varnet sequences`)")
+    if "classes" in arrays and tuple(arrays["classes"].tolist()) != taxonomy.CLASSES:
+        raise VarnetError(f"{sequences}: classes {arrays['classes'].tolist()} differ from "
+                          f"{list(taxonomy.CLASSES)}")
+    n = len(arrays["label"])
+    subsets = {}
+    for name in SUBSETS:
+        index = np.asarray(indices.get(name, np.zeros(0, np.int64)), dtype=np.int64)
+        if index.size and (index.min() < 0 or index.max() >= n):
+            raise VarnetError(f"{split}: {name} indices outside [0, {n}) of {sequences}; "
+                              "rerun `varnet split`")
+        inputs = {"X": arrays["X"][index].astype(np.float32),
+                  "aux": arrays["aux"][index].astype(np.float32)}
+        if photometric:
+            inputs["phot"] = arrays["phot"][index].astype(np.float32)
+        subsets[name] = Subset(index, inputs, arrays["label"][index].astype(np.int32),
+                               arrays["weight"][index].astype(np.float32),
+                               arrays["star_id"][index].astype(str))
+    _check(subsets, sequences)
+    return subsets
+
+
+def _check(subsets: dict[str, Subset], path: Path) -> None:
+    train = subsets["train"]
+    if len(train.index) == 0:
+        raise VarnetError(f"{path}: no training sequences in the split")
+    for name, subset in subsets.items():
+        for key in ("X", "aux"):
+            values = subset.inputs[key]
+            bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
+            if bad.any():
+                raise VarnetError(f"{path}: {int(bad.sum())} {name} sequence(s) with non-finite "
+                                  f"{key}, e.g. star {subset.star_id[bad][0]}")
+        if name == "novel":
+            continue
+        bad = ~(np.isfinite(subset.weight) & (subset.weight >= 0)).all(axis=1)
+        if bad.any():
+            raise VarnetError(f"{path}: {int(bad.sum())} {name} sequence(s) with a non-finite or "
+                              f"negative weight s/err, e.g. star {subset.star_id[bad][0]}")
+        if ((subset.label < 0) | (subset.label >= len(taxonomy.CLASSES))).any():
+            raise VarnetError(f"{path}: {name} holds sequences without a known class label")
+
+
+def dataset(inputs: dict, subset: Subset, batch_size: int, shuffle_seed: int | None
+             ) -> tf.data.Dataset:
+    targets = {"label": subset.label, "weight": subset.weight}
+    data = tf.data.Dataset.from_tensor_slices((inputs, targets))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(subset.label), seed=shuffle_seed, reshuffle_each_iteration=True)
+    # drop a ragged last training batch: a GMM fitted on a handful of samples is noise
+    drop = shuffle_seed is not None and len(subset.label) > batch_size
+    return data.batch(batch_size, drop_remainder=drop).prefetch(tf.data.AUTOTUNE)

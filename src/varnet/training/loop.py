@@ -1,0 +1,135 @@
+"""The epoch loop of one variant: joint, or the autoencoder then the estimation network.
+
+After every epoch `EpochEnd` appends the history row, logs the epoch's metrics to the active
+MLflow run, applies early stopping and saves the checkpoint; `TrainingLoop.run` starts each
+phase from that state, so a resumed training continues with the next epoch.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import keras
+import mlflow
+import numpy as np
+
+from varnet.core.config import ModelParams, TrainParams, VariantParams
+from varnet.model import DualTrainer
+from varnet.scoring.inference import predict
+from varnet.training.checkpoint import Checkpoint
+from varnet.training.data import Subset, dataset
+
+PREDICT_BATCH = 500
+"""Rows per inference batch (frozen features, final scores): one traced shape for all."""
+
+
+def learning_rate(cfg: TrainParams, n_epochs: int, steps_per_epoch: int):
+    """Constant (the paper), or cosine decay to a tenth over the phase: short CPU runs
+    end on a settled model instead of a noisy last step at a high rate."""
+    if cfg.lr_schedule == "constant":
+        return cfg.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=max(1, n_epochs * steps_per_epoch), alpha=0.1)
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """After each epoch: history row, MLflow metrics, early stopping, checkpoint."""
+
+    def __init__(self, loop: TrainingLoop, phase: int):
+        super().__init__()
+        self.loop = loop
+        self.phase = phase
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        loop, state = self.loop, self.loop.state
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        global_epoch = state["offset"] + epoch
+        row = {"epoch": global_epoch, "phase": loop.phases[self.phase][0], **logs,
+               "time_s": round(time.perf_counter() - self.started, 3)}
+        state["history"].append(row)
+        mlflow.log_metrics({**logs, "epoch_time_s": row["time_s"]}, step=global_epoch)
+        state.update(phase=self.phase, phase_epochs=epoch + 1, epoch=global_epoch)
+        self._early_stopping(logs)
+        loop.checkpoint.save(state, loop.network, self.model.optimizer)
+
+    def _early_stopping(self, logs: dict) -> None:
+        patience = self.loop.cfg.early_stopping_patience
+        monitor = logs.get("val_loss", logs.get("loss"))
+        if patience <= 0 or monitor is None:
+            return
+        state = self.loop.state
+        if state["best"] is None or monitor < state["best"]:
+            state.update(best=monitor, wait=0)
+            return
+        state["wait"] += 1
+        if state["wait"] >= patience:
+            state["stopped"] = True
+            self.model.stop_training = True
+
+
+class TrainingLoop:
+    """The phases of one variant (joint, or autoencoder then estimation) with resume."""
+
+    def __init__(self, network: keras.Model, model_cfg: ModelParams, cfg: TrainParams,
+                 variant: VariantParams, data: dict[str, Subset], checkpoint: Checkpoint,
+                 state: dict, callbacks=()):
+        self.network = network
+        self.model_cfg = model_cfg
+        self.cfg = cfg
+        self.data = data
+        self.checkpoint = checkpoint
+        self.state = state
+        self.callbacks = list(callbacks)
+        if variant.mode == "joint":
+            self.phases = [("joint", cfg.epochs)]
+        else:
+            self.phases = [("autoencoder", cfg.epochs), ("estimation", cfg.estimation_epochs)]
+
+    def run(self) -> None:
+        verbose = 1 if sys.stdout.isatty() else 2
+        for index, (mode, n_epochs) in enumerate(self.phases):
+            if index < self.state["phase"]:
+                continue
+            if index > self.state["phase"]:  # a new phase: fresh optimizer and counters
+                self.state.update(phase=index, offset=self.state["epoch"] + 1, phase_epochs=0,
+                                  best=None, wait=0, stopped=False)
+            done = self.state["phase_epochs"]
+            if self.state["stopped"] or done >= n_epochs:
+                continue
+            trainer = DualTrainer(self.network, mode, self.cfg.lambda_energy,
+                                  self.model_cfg.gmm_jitter)
+            n_train, batch = len(self.data["train"].index), self.cfg.batch_size
+            steps = n_train // batch if n_train > batch else 1
+            rate = learning_rate(self.cfg, n_epochs, steps)
+            trainer.compile(optimizer=keras.optimizers.Adam(rate), jit_compile=False)
+            if done:
+                self.checkpoint.restore_optimizer(self.state, trainer.optimizer,
+                                                  trainer.trained_variables())
+            train, valid = self._datasets(mode, index)
+            trainer.fit(train, validation_data=valid, initial_epoch=done, epochs=n_epochs,
+                        shuffle=False,  # the dataset reshuffles itself every epoch
+                        callbacks=[EpochEnd(self, index), *self.callbacks], verbose=verbose)
+
+    def _datasets(self, mode: str, phase: int):
+        train, valid = self.data["train"], self.data["valid"]
+        train_inputs, valid_inputs = train.inputs, valid.inputs
+        if mode == "estimation":  # features of the frozen autoencoder, computed once
+            train_inputs = frozen_features(self.network, train.inputs)
+            valid_inputs = frozen_features(self.network, valid.inputs)
+        seed = self.cfg.seed + 1000 * phase + self.state["phase_epochs"]
+        train_ds = dataset(train_inputs, train, self.cfg.batch_size, shuffle_seed=seed)
+        # validation batches as large as prediction's: fewer steps, a steadier per-batch GMM
+        valid_batch = max(self.cfg.batch_size, PREDICT_BATCH)
+        valid_ds = (dataset(valid_inputs, valid, valid_batch, shuffle_seed=None)
+                    if len(valid.index) else None)
+        return train_ds, valid_ds
+
+
+def frozen_features(network: keras.Model, inputs: dict) -> dict[str, np.ndarray]:
+    out = predict(network, inputs, PREDICT_BATCH)
+    return {"features": out["features"], "observed": out["observed"]}
