@@ -6,9 +6,9 @@
 
 Each benchmark runs in its own process (`python -m benchmarks.<name> --json ...`), so its peak
 memory is its own and TensorFlow state never leaks between them: preprocess, train_speed,
-score_speed, time_to_accuracy (see each module's docstring). The default survey they share is
-prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The real-survey tables are
-separate commands (benchmarks.real_surveys), minutes to an hour each.
+score_speed, time_to_accuracy, reconstruction (see each module's docstring). The default
+survey they share is prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The
+real-survey tables are separate commands (benchmarks.real_surveys), minutes to an hour each.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from benchmarks import common
 from varnet import OFFLINE_ENV
 from varnet.core import files
 
-BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy")
+BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy", "reconstruction")
 TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
 """The time-to-accuracy run: params.yaml with a cosine decay (see that file), capped at TTA_EPOCHS
 (~3 s per epoch on two free cores)."""
@@ -156,7 +156,27 @@ def markdown(results: dict) -> str:
                          f"{reached['steps']:,} | {reached['wall_s'] / 60:.1f} min | "
                          f"{paper_epoch} | {_f(paper_wall, 1)} h | "
                          f"{(reached['epoch_index'] + 1) / (paper_epoch + 1):.2f} |")
-    lines += ["", "Epoch indices are 0-based, as in the paper's log."]
+    lines += ["", "Epoch indices are 0-based, as in the paper's log.", ""]
+
+    rec = results["reconstruction"]
+    ref = rec["fourier_reference"]
+    lines += [f"**Time to reconstruct** on the default survey (`{rec['command']}`, params.yaml "
+              f"as is: GRU {rec['model']['gru_units']}, batch {rec['train']['batch_size']}, "
+              f"{rec['train']['epochs']} epochs, decoder phase "
+              f"{'on' if rec['model'].get('decoder_phase') else 'off'}). Reference: a "
+              f"{ref['harmonics']}-harmonic Fourier fit in phase per validation sequence, median "
+              f"weighted R² {ref['median_valid_r2']:.3f}; target 0.9 x that = "
+              f"{rec['target_r2']:.3f}.", "",
+              "| variant | target reached at | wall to target | final median R² (valid) | "
+              "valid accuracy | novelty AUROC | train s |", "|---|---|---|---|---|---|---|"]
+    for r in rec["runs"]:
+        reached = r["reached"]
+        at = ("not reached" if reached is None
+              else f"epoch {reached['epoch']} ({reached['phase']})")
+        wall = "—" if reached is None else f"{reached['wall_s'] / 60:.1f} min"
+        lines.append(f"| {r['variant']} | {at} | {wall} | **{r['valid_recon_r2']:.3f}** | "
+                     f"{r['valid_accuracy']:.1%} | {r['novelty_auroc']:.3f} | "
+                     f"{r['total_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -46,7 +46,8 @@ def fake_model_dir(root: Path, name: str, seed: int, n_stars: int = 48, per_star
     files.write_npz(model_dir / "predictions.npz", index=np.arange(n), subset=subset,
                  label=label, star_id=star_id, gamma=gamma, energy=energy,
                  class_energy=rng.normal(size=(n, K)), embedding=rng.normal(size=(n, 4)),
-                 features=rng.normal(size=(n, 6)))
+                 features=rng.normal(size=(n, 6)), reconstruction=rng.normal(size=(n, 5)),
+                 recon_r2=rng.uniform(0.2, 0.9, size=n))
     files.write_json({p: float(np.percentile(train_energy, float(p))) for p in ("80", "95")},
                   model_dir / "thresholds.json")
     files.write_json({**VARIANTS[name], "model": {"embedding": 4}}, model_dir / "variant.json")
@@ -58,7 +59,10 @@ def fake_model_dir(root: Path, name: str, seed: int, n_stars: int = 48, per_star
 
 def fake_sequences(n: int, label: np.ndarray) -> dict[str, np.ndarray]:
     aux = np.column_stack([13.0 + label, 0.1 * np.ones(n), 0.5 * label]).astype(np.float32)
-    return {"aux": aux, "phot": np.full((n, 3), np.nan, np.float32)}
+    lag = np.r_[np.full(4, 0.2), 0.0]
+    X = np.stack([np.tile(lag, (n, 1)), np.sin(np.arange(5) + label[:, None])], axis=-1)
+    return {"aux": aux, "phot": np.full((n, 3), np.nan, np.float32), "X": X.astype(np.float32),
+            "period": np.ones(n)}
 
 
 @pytest.fixture()
@@ -66,6 +70,8 @@ def workspace(tmp_path):
     models = tmp_path / "models"
     for seed, name in enumerate(("joint", "sequential")):
         fake_model_dir(models, name, seed)
+    label = files.read_npz(models / "joint" / "predictions.npz")["label"]
+    files.write_npz(tmp_path / "sequences.npz", **fake_sequences(len(label), label))
     params = {"train": {"variants": VARIANTS}, "split": {"by": "star"},
               "evaluate": {"percentiles": [80, 95]}}
     return tmp_path, models, params
@@ -74,7 +80,8 @@ def workspace(tmp_path):
 def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
     root, models, params = workspace
     reports = root / "reports"
-    args = argparse.Namespace(models=models, reports=reports, no_mlflow=True)
+    args = argparse.Namespace(models=models, reports=reports, no_mlflow=True,
+                              sequences=root / "sequences.npz")
     assert evaluate.run(args, params) == 0
 
     result = json.loads((reports / "metrics.json").read_text())
@@ -93,7 +100,10 @@ def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
     assert "## Per sequence" in table and "## Per star" in table
     assert "98.8% (99.1%)" in table and "0.885 (0.898)" in table   # the paper's numbers
     assert "RF accuracy, embedding + aux" in table
-    for name in ("confusion_joint.png", "energy_sequential.png", "ae_loss.png"):
+    assert "Reconstruction R² (median)" in table
+    assert 0.2 < result["joint"]["sequence"]["reconstruction_r2"] < 0.9
+    for name in ("confusion_joint.png", "energy_sequential.png", "ae_loss.png",
+                 "reconstruction_joint.png"):
         assert (reports / "figures" / "evaluation" / name).stat().st_size > 1000
     confusion = pd.read_csv(reports / "plots" / "confusion" / "joint.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 72
@@ -151,7 +161,8 @@ def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
                                                       "max_features", "min_samples_leaf"}
     assert "| joint | embedding_aux | 100.0% |" in (reports / "baseline.md").read_text()
 
-    evaluate.run(argparse.Namespace(models=models, reports=reports, no_mlflow=True), params)
+    evaluate.run(argparse.Namespace(models=models, reports=reports, no_mlflow=True,
+                                     sequences=sequences_file), params)
     table = (reports / "table2.md").read_text()
     row = next(line for line in table.splitlines()
                if line.startswith("| RF accuracy, embedding + aux"))
@@ -223,7 +234,8 @@ def test_evaluation_is_logged_into_the_variants_mlflow_run(workspace, monkeypatc
     with mlflow.start_run() as run:
         pass
     files.write_json({"run_id": run.info.run_id}, models / "joint" / "run.json")
-    args = argparse.Namespace(models=models, reports=root / "reports", no_mlflow=False)
+    args = argparse.Namespace(models=models, reports=root / "reports", no_mlflow=False,
+                              sequences=root / "sequences.npz")
     assert evaluate.run(args, params) == 0
     logged = mlflow.MlflowClient().get_run(run.info.run_id)
     metrics = json.loads((root / "reports" / "metrics.json").read_text())["joint"]

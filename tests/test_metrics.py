@@ -92,3 +92,18 @@ def test_released_run_novelty_scores_are_reproduced(shared_data):
                  "p95_precision": 0.890, "p95_recall": 0.734, "p95_f1": 0.805}
     for key, value in published.items():
         assert round(scores[key], 3) == value, key
+
+
+def test_reconstruction_r2_is_zero_for_predicting_zero_and_one_for_a_copy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 50))
+    weight = rng.uniform(0.5, 2.0, size=(3, 50))
+    assert np.allclose(metrics.reconstruction_r2(x, np.zeros_like(x), weight), 0.0)
+    assert np.allclose(metrics.reconstruction_r2(x, x, weight), 1.0)
+    half = metrics.reconstruction_r2(x, 0.5 * x, weight)
+    assert np.allclose(half, 0.75)                     # 1 - 0.25: residual is a quarter of x²
+    heavy = weight.copy()
+    heavy[:, :25] *= 100                               # the first half dominates the score
+    x_hat = np.concatenate([x[:, :25], np.zeros((3, 25))], axis=1)
+    assert (metrics.reconstruction_r2(x, x_hat, heavy) > 0.95).all()
+    assert np.isnan(metrics.reconstruction_r2(x, x, np.zeros_like(x))).all()

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from varnet.core.config import ModelParams
 from varnet.model import DualTrainer, build_network, feature_names
-from varnet.model.autoencoder import LagTransform, ReconstructionFeatures
+from varnet.model.autoencoder import FoldedPhase, LagTransform, ReconstructionFeatures
 from varnet.model.estimation import Standardize
 
 N, T, K = 24, 20, 8
@@ -42,8 +42,8 @@ def small_network(photometric=False, **overrides) -> keras.Model:
 
 def test_parameter_counts_at_paper_size_and_cpu_default():
     aux = arrays()["aux"]
-    paper = build_network(ModelParams(embedding=16, gru_units=96), n_classes=K, n_steps=200,
-                          aux_train=aux)
+    paper = build_network(ModelParams(embedding=16, gru_units=96, decoder_phase=False),
+                          n_classes=K, n_steps=200, aux_train=aux)
     # GRU(96) with reset_after=True (Keras 3) has 3*96 more biases than the Keras 2 cell
     expected = {"encoder": 28_800 + 55_872 + 1_552, "decoder": 33_120 + 55_872 + 97,
                 "estimation": 21 * 16 + 16 + 16 * 8 + 8}
@@ -52,7 +52,7 @@ def test_parameter_counts_at_paper_size_and_cpu_default():
     assert paper.count_params() == sum(expected.values()) == 175_801
     assert paper.get_layer("features").output.shape[-1] == 21  # l = m + 5
     cpu = build_network(ModelParams(), n_classes=K, n_steps=200, aux_train=aux)
-    assert cpu.count_params() == 6_681  # GRU 16, the params.yaml default
+    assert cpu.count_params() == 22_169  # GRU 32 and the decoder phase, the params.yaml default
 
 
 def test_outputs_and_shapes():
@@ -125,6 +125,25 @@ def test_lag_transform_phase_divides_by_the_period():
     np.testing.assert_array_equal(out.numpy()[:, :, 1], data["X"][:, :, 1])
     same = LagTransform("days")(tf.constant(data["X"]), tf.constant(data["aux"]))
     np.testing.assert_array_equal(same.numpy(), data["X"])
+
+
+def test_folded_phase_is_the_running_sum_of_the_lags_over_the_period():
+    rng = np.random.default_rng(1)
+    phase = np.sort(rng.uniform(0, 1, (N, T)), axis=1)
+    data = arrays()
+    period = 10 ** data["aux"][:, 2]
+    lag = np.diff(phase, axis=1, append=phase[:, -1:]) * period[:, None]
+    X = np.stack([lag, data["X"][:, :, 1]], axis=-1).astype(np.float32)
+    got = FoldedPhase()(tf.constant(X), tf.constant(data["aux"])).numpy()[:, :, 0]
+    np.testing.assert_allclose(got, phase - phase[:, :1], atol=1e-5)
+
+
+def test_the_decoder_sees_the_phase_only_when_asked():
+    with_phase = small_network(decoder_phase=True)
+    without = small_network(decoder_phase=False)
+    assert with_phase.get_layer("decoder").input[1].shape[-1] == 2
+    assert without.get_layer("decoder").input[1].shape[-1] == 1
+    assert "folded_phase" not in [layer.name for layer in without.layers]
 
 
 def test_reconstruction_features_match_numpy():

@@ -236,7 +236,7 @@ class ModelParams:
     """``model``: the architecture (docs/model.md)."""
 
     embedding: int = 16
-    gru_units: int = 16
+    gru_units: int = 32
     gru_layers: int = 2
     dropout: float = 0.25
     estimation_dropout: float = 0.5
@@ -244,6 +244,8 @@ class ModelParams:
     lag_transform: str = "phase"
     phot_missing: str = "mask"
     gmm_jitter: float = 1.0e-4
+    decoder_phase: bool = True
+    """The decoder sees each step's folded phase beside dt (false: dt alone, the paper's)."""
 
     def __post_init__(self):
         if self.lag_transform not in LAG_TRANSFORMS:
@@ -276,10 +278,14 @@ class TrainParams:
 
     lambda_energy: float = 1.0e-3
     learning_rate: float = 1.0e-2
-    batch_size: int = 128
+    batch_size: int = 64
     epochs: int = 25
     estimation_epochs: int = 60
     lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    """Epochs of linear warm-up from lr/10 to lr at the start of each phase (0: none)."""
+    clipnorm: float | None = None
+    """Clip each gradient to this L2 norm (null: no clipping)."""
     early_stopping_patience: int = 0
     seed: int = 0
     deterministic: bool = True
@@ -288,6 +294,10 @@ class TrainParams:
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}")
+        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}")
+        if self.clipnorm is not None and not self.clipnorm > 0:
+            raise ValueError(f"clipnorm must be > 0 or null, got {self.clipnorm!r}")
 
     def variant(self, name: str) -> VariantParams:
         if name not in self.variants:

@@ -115,6 +115,8 @@ PREDICTION_ARRAYS: dict[str, str] = {
     "class_energy": "float64 (N, K): energy under each class's component",
     "embedding": "float32 (N, m)",
     "features": "float32 (N, l): the GMM input z",
+    "reconstruction": "float32 (N, T): the autoencoder's x_hat of the normalised mags",
+    "recon_r2": "float64 (N,): weighted R² of the reconstruction (metrics.reconstruction_r2)",
 }
 
 

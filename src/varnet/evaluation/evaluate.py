@@ -1,11 +1,13 @@
 """Evaluate the trained variants: accuracy, novelty, Table 2 and figures, per sequence and star.
 
 Reads   models/<variant>/{predictions.npz, thresholds.json, history.csv, variant.json, run.json}
+        and data/processed/sequences.npz (the folded sequences, for the reconstruction figures)
         for every variant in params train.variants that has been trained (others are skipped
         with a note), and reports/baseline.json (random-forest accuracies, `varnet baseline`).
 Writes  reports/metrics.json      DVC metrics, nested variant -> sequence|star -> metric
         reports/table2.md         the paper's Table 2 layout, our numbers beside the paper's
-        reports/figures/evaluation/confusion_<variant>.png, energy_<variant>.png, ae_loss.png
+        reports/figures/evaluation/confusion_<variant>.png, energy_<variant>.png,
+        reconstruction_<variant>.png (folded sequences and their reconstructions), ae_loss.png
         reports/plots/ae_loss/<variant>.csv, reports/plots/confusion/<variant>.csv (DVC plots)
 and logs the metrics and figures into each variant's MLflow run (run_id from run.json).
 
@@ -97,9 +99,11 @@ def star_level(predictions: dict[str, np.ndarray], subsets: tuple[str, ...]
             continue
         ids, means = metrics.star_means(predictions["star_id"][rows],
                                         gamma=predictions["gamma"][rows],
-                                        energy=predictions["energy"][rows])
+                                        energy=predictions["energy"][rows],
+                                        recon_r2=predictions["recon_r2"][rows])
         parts.append({
             "star_id": ids, "gamma": means["gamma"], "energy": means["energy"],
+            "recon_r2": means["recon_r2"],
             "label": metrics.star_labels(predictions["star_id"][rows],
                                          predictions["label"][rows]),
             "subset": np.full(ids.size, subset),
@@ -113,7 +117,7 @@ def evaluate_predictions(predictions: dict[str, np.ndarray], thresholds: dict[st
     test = np.isin(predictions["subset"], ("valid", "novel"))
     levels = {
         "sequence": {key: np.asarray(predictions[key])[test]
-                     for key in ("label", "gamma", "energy", "subset")},
+                     for key in ("label", "gamma", "energy", "subset", "recon_r2")},
         "star": star_level(predictions, ("valid", "novel")),
     }
     results, confusion = {}, {}
@@ -123,6 +127,7 @@ def evaluate_predictions(predictions: dict[str, np.ndarray], thresholds: dict[st
             raise VarnetError("predictions.npz has no validation sequences to evaluate")
         results[level] = metrics.level_metrics(rows["label"], rows["gamma"], rows["energy"],
                                                thresholds, known)
+        results[level]["reconstruction_r2"] = float(np.nanmedian(rows["recon_r2"][known]))
         confusion[level] = metrics.confusion_matrix(rows["label"][known],
                                                     rows["gamma"][known].argmax(axis=1))
     return results, confusion
@@ -179,6 +184,8 @@ def _table_rows(results: dict[tuple[str, bool], VariantResult], baseline: dict, 
     rows = [
         ("Estimation-network accuracy", {c: r.metrics[level]["accuracy"]
                                          for c, r in results.items()}),
+        ("Reconstruction R² (median)", {c: r.metrics[level]["reconstruction_r2"]
+                                        for c, r in results.items()}),
         ("RF accuracy, embedding", {c: rf(r, "embedding") for c, r in results.items()}),
         ("RF accuracy, embedding + aux", {c: rf(r, "embedding_aux")
                                           for c, r in results.items()}),
@@ -222,7 +229,10 @@ def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: l
              "at percentiles of the training energies. RF: random forest with the paper's grid "
              "on the network's embedding alone (as the released code) or on the embedding plus "
              "the estimation network's auxiliary inputs (mean mag, std, log10 P, and the "
-             "photometry in the photometric variants).", ""]
+             "photometry in the photometric variants). Reconstruction R²: the weighted R² of the "
+             "autoencoder, 1 − Σw(x − x̂)²/Σwx² with the weights of its loss, median over the "
+             "validation sequences (per star: of each star's mean); 0 is a model that predicts "
+             "zero, 1 a perfect copy.", ""]
     for level in LEVELS:
         with_paper = level == "sequence"
         header = ["Per " + level]
@@ -295,6 +305,36 @@ def plot_energies(result: VariantResult, clip_percentile: float, target: Path) -
     ax.set_ylabel("density")
     ax.set_title(f"{result.name}: energies of train, valid and {NOVEL} sequences")
     ax.legend(fontsize=8)
+    _save(fig, target)
+
+
+def plot_reconstructions(result: VariantResult, sequences: dict[str, np.ndarray],
+                         target: Path) -> None:
+    """One validation sequence per class, folded, with the autoencoder's reconstruction: the
+    sequence of median R² among the class's validation sequences."""
+    pred = result.predictions
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6), sharey=True, constrained_layout=True)
+    for k, (ax, name) in enumerate(zip(axes.flat, CLASSES, strict=True)):
+        rows = np.flatnonzero((pred["subset"] == "valid") & (pred["label"] == k)
+                              & np.isfinite(pred["recon_r2"]))
+        ax.set_title(name)
+        if rows.size == 0:
+            ax.text(0.5, 0.5, "no validation sequence", ha="center", transform=ax.transAxes)
+            continue
+        row = rows[np.argsort(pred["recon_r2"][rows])[rows.size // 2]]
+        index = int(pred["index"][row])
+        lag, mag = sequences["X"][index, :, 0], sequences["X"][index, :, 1]
+        phase = (np.cumsum(lag) - lag) / sequences["period"][index]
+        ax.plot(phase, mag, ".", ms=3, color="0.4", label="sequence")
+        ax.plot(phase, pred["reconstruction"][row], "-", color="crimson", lw=1.2,
+                label="reconstruction")
+        ax.set_title(f"{name}: R² {pred['recon_r2'][row]:.2f}, "
+                     f"P = {sequences['period'][index]:.3g} d", fontsize=9)
+        ax.set_xlabel("phase")
+    axes[0, 0].invert_yaxis()  # shared: brighter (smaller magnitude) up in every panel
+    axes[0, 0].set_ylabel("normalised magnitude")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{result.name}: validation sequences of median reconstruction R² per class")
     _save(fig, target)
 
 
@@ -391,6 +431,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reports", type=Path, default=schema.REPORTS_DIR,
                         help="where metrics.json, table2.md, figures/ and plots/ go "
                              "(default: %(default)s)")
+    parser.add_argument("--sequences", type=Path, default=schema.SEQUENCES_FILE,
+                        help="the sequences the variants were trained on, for the "
+                             "reconstruction figures (default: %(default)s)")
     parser.add_argument("--no-mlflow", action="store_true",
                         help="do not log the metrics and figures into the MLflow runs")
 
@@ -411,6 +454,7 @@ def run(args: argparse.Namespace, params: dict) -> int:
     if not results:
         raise VarnetError(f"no trained variant under {args.models}/ (run `varnet train "
                           f"{variants[0]}` or `dvc repro`)")
+    sequences = files.read_npz(args.sequences)
     baseline_file = args.reports / "baseline.json"
     baseline = files.read_json(baseline_file) if baseline_file.exists() else {}
     if not baseline:
@@ -429,6 +473,7 @@ def run(args: argparse.Namespace, params: dict) -> int:
     plot_ae_loss(results, figures / "ae_loss.png")
     for result in results:
         plot_confusion(result, figures / f"confusion_{result.name}.png")
+        plot_reconstructions(result, sequences, figures / f"reconstruction_{result.name}.png")
         plot_energies(result, cfg.histogram_clip_percentile, figures / f"energy_{result.name}.png")
         write_dvc_plots(result, plots)
         for level in LEVELS:
@@ -438,7 +483,8 @@ def run(args: argparse.Namespace, params: dict) -> int:
     if not args.no_mlflow:
         for result in results:
             outputs = [figures / f"confusion_{result.name}.png",
-                       figures / f"energy_{result.name}.png", figures / "ae_loss.png",
+                       figures / f"energy_{result.name}.png",
+                       figures / f"reconstruction_{result.name}.png", figures / "ae_loss.png",
                        args.reports / "table2.md", args.reports / "metrics.json"]
             log_to_mlflow(params, result, outputs)
     return 0

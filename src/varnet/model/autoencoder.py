@@ -2,9 +2,10 @@
 
 Input sequences are (N, T, 2) = [dt, normalised mag]. The encoder is GRU layers with dropout
 after each one (the last included), then a linear Dense to the m-dimensional embedding. The
-decoder repeats the embedding along time, puts dt first beside it, runs GRU layers with dropout
+decoder repeats the embedding along time, puts the time input first beside it (dt, as in the
+paper, or dt and the folded phase: params model.decoder_phase), runs GRU layers with dropout
 between them and maps each step to one magnitude. T is left free, so the same weights score
-sequences of any length; dt is the only time information.
+sequences of any length.
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ class LagTransform(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FoldedPhase(layers.Layer):
+    """The phase of each point of a folded sequence, (N, T, 1) in [0, 1), from its lags.
+
+    The lags are differences of the sorted phases (dt_j = P (phi_{j+1} - phi_j), the last 0), so
+    phi_j - phi_0 is their running sum before j over the period. phi_0 is the first point's phase,
+    below 1/T on average for T points. Given to the decoder beside dt it says where in the cycle
+    each output step is, which dt alone makes the decoder integrate (docs/model.md).
+    """
+
+    def call(self, sequence, aux):
+        lag = sequence[:, :, :1]
+        period = tf.pow(tf.constant(10.0, sequence.dtype), aux[:, 2])
+        return (tf.cumsum(lag, axis=1, exclusive=True) / period[:, None, None])
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -96,10 +113,12 @@ def build_encoder(units: int, n_layers: int, dropout: float, embedding: int) -> 
     return keras.Model(sequence, encoding, name="encoder")
 
 
-def build_decoder(units: int, n_layers: int, dropout: float, embedding: int) -> keras.Model:
-    """[embedding (N, m), dt (N, T, 1)] -> reconstructed normalised mags (N, T)."""
+def build_decoder(units: int, n_layers: int, dropout: float, embedding: int,
+                  time_channels: int = 1) -> keras.Model:
+    """[embedding (N, m), time (N, T, c)] -> reconstructed normalised mags (N, T); the time
+    input is dt (c = 1, the paper's) or dt and the folded phase (c = 2)."""
     encoding = keras.Input((embedding,), name="encoding")
-    lag = keras.Input((None, 1), name="lag")
+    lag = keras.Input((None, time_channels), name="lag")
     repeated = RepeatAlongTime(name="repeat_encoding")(encoding, lag)
     hidden = layers.Concatenate(name="lag_and_encoding")([lag, repeated])
     for i in range(n_layers):

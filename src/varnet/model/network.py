@@ -26,6 +26,7 @@ from varnet.core.errors import VarnetError
 from varnet.core.schema import PHOT_COLUMNS
 from varnet.model import gmm
 from varnet.model.autoencoder import (
+    FoldedPhase,
     LagTransform,
     ReconstructionFeatures,
     TimeChannel,
@@ -68,8 +69,12 @@ def build_network(cfg: ModelParams, *, n_classes: int, n_steps: int, aux_train: 
     lag = TimeChannel(0, name="lag")(transformed)
     mag = layers.Reshape((-1,), name="magnitudes")(TimeChannel(1, name="mag")(sequence))
     encoder = build_encoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding)
-    decoder = build_decoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding)
+    decoder = build_decoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding,
+                            time_channels=2 if cfg.decoder_phase else 1)
     embedding = encoder(transformed)
+    if cfg.decoder_phase:
+        phase = FoldedPhase(name="folded_phase")(sequence, aux)
+        lag = layers.Concatenate(name="lag_and_phase")([lag, phase])
     reconstruction = decoder([embedding, lag])
     recon_features = ReconstructionFeatures(name="reconstruction_features")(mag, reconstruction)
     learned = layers.Concatenate(name="learned_features")([embedding, recon_features])

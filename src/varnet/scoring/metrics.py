@@ -90,6 +90,17 @@ def novelty_scores(energy: np.ndarray, is_novel: np.ndarray,
     return out
 
 
+def reconstruction_r2(x: np.ndarray, x_hat: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per-sequence weighted R² of the autoencoder, 1 - Σ w (x - x̂)² / Σ w x², with the weights of
+    L_AE (w = s/err). The sequences are standardised (mean 0), so predicting zero scores 0 and a
+    perfect copy 1; a sequence with no weight gets NaN."""
+    x, x_hat, weight = (np.asarray(a, dtype=np.float64) for a in (x, x_hat, weight))
+    total = np.sum(weight * x ** 2, axis=1)
+    residual = np.sum(weight * (x - x_hat) ** 2, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1.0 - residual / total, np.nan)
+
+
 def star_means(star_id: np.ndarray, **arrays: np.ndarray
                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Group rows by star (first-appearance order) and average every array over a star's rows.

@@ -16,6 +16,7 @@ import numpy as np
 
 from varnet.core.config import ModelParams, TrainParams, VariantParams
 from varnet.model import DualTrainer
+from varnet.scoring import metrics
 from varnet.scoring.inference import predict
 from varnet.training.checkpoint import Checkpoint
 from varnet.training.data import Subset, dataset
@@ -26,11 +27,18 @@ PREDICT_BATCH = 500
 
 def learning_rate(cfg: TrainParams, n_epochs: int, steps_per_epoch: int):
     """Constant (the paper), or cosine decay to a tenth over the phase: short CPU runs
-    end on a settled model instead of a noisy last step at a high rate."""
-    if cfg.lr_schedule == "constant":
+    end on a settled model instead of a noisy last step at a high rate. Either may start with
+    a linear warm-up from a tenth of the rate over ``warmup_epochs``."""
+    warmup = min(cfg.warmup_epochs, n_epochs) * steps_per_epoch
+    if cfg.lr_schedule == "constant" and not warmup:
         return cfg.learning_rate
+    decay = max(1, n_epochs * steps_per_epoch - warmup)
+    alpha = 1.0 if cfg.lr_schedule == "constant" else 0.1
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay, alpha=alpha)
     return keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate, decay_steps=max(1, n_epochs * steps_per_epoch), alpha=0.1)
+        cfg.learning_rate / 10, decay, alpha=alpha, warmup_target=cfg.learning_rate,
+        warmup_steps=warmup)
 
 
 class EpochEnd(keras.callbacks.Callback):
@@ -48,6 +56,9 @@ class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         loop, state = self.loop, self.loop.state
         logs = {k: float(v) for k, v in (logs or {}).items()}
+        if len(loop.data["valid"].index):
+            logs["val_recon_r2"] = float(np.nanmedian(reconstruction_r2(loop.network,
+                                                                        loop.data["valid"])))
         global_epoch = state["offset"] + epoch
         row = {"epoch": global_epoch, "phase": loop.phases[self.phase][0], **logs,
                "time_s": round(time.perf_counter() - self.started, 3)}
@@ -106,7 +117,8 @@ class TrainingLoop:
             n_train, batch = len(self.data["train"].index), self.cfg.batch_size
             steps = n_train // batch if n_train > batch else 1
             rate = learning_rate(self.cfg, n_epochs, steps)
-            trainer.compile(optimizer=keras.optimizers.Adam(rate), jit_compile=False)
+            trainer.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=self.cfg.clipnorm),
+                            jit_compile=False)
             if done:
                 self.checkpoint.restore_optimizer(self.state, trainer.optimizer,
                                                   trainer.trained_variables())
@@ -128,6 +140,13 @@ class TrainingLoop:
         valid_ds = (dataset(valid_inputs, valid, valid_batch, shuffle_seed=None)
                     if len(valid.index) else None)
         return train_ds, valid_ds
+
+
+def reconstruction_r2(network: keras.Model, subset: Subset) -> np.ndarray:
+    """Per-sequence weighted R² of the autoencoder on a subset (dropout off)."""
+    out = predict(network, subset.inputs, PREDICT_BATCH)
+    return metrics.reconstruction_r2(subset.inputs["X"][:, :, 1], out["reconstruction"],
+                                     subset.weight)
 
 
 def frozen_features(network: keras.Model, inputs: dict) -> dict[str, np.ndarray]:

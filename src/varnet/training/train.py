@@ -79,7 +79,7 @@ from varnet.training.loop import PREDICT_BATCH, TrainingLoop
 
 HISTORY_METRICS = ("loss", "ae_loss", "ce_loss", "energy_loss", "accuracy")
 HISTORY_COLUMNS = ("epoch", "phase", *HISTORY_METRICS, *(f"val_{m}" for m in HISTORY_METRICS),
-                   "time_s")
+                   "val_recon_r2", "time_s")
 
 
 def score_subsets(network: keras.Model, data: dict[str, Subset], jitter: float
@@ -105,8 +105,11 @@ def predictions_table(data: dict[str, Subset], outputs: dict) -> dict[str, np.nd
         "label": np.concatenate([data[n].label for n in names]).astype(np.int16),
         "star_id": np.concatenate([data[n].star_id for n in names]),
     }
-    for key in ("gamma", "energy", "class_energy", "embedding", "features"):
+    for key in ("gamma", "energy", "class_energy", "embedding", "features", "reconstruction"):
         table[key] = np.concatenate([outputs[n][key] for n in names])
+    table["recon_r2"] = metrics.reconstruction_r2(
+        np.concatenate([data[n].inputs["X"][:, :, 1] for n in names]), table["reconstruction"],
+        np.concatenate([data[n].weight for n in names]))
     return table
 
 
@@ -134,6 +137,8 @@ def final_metrics(data: dict[str, Subset], outputs: dict, params: dict[str, np.n
     for name, out in outputs.items():
         if out is not None:
             result[f"energy_median_{name}"] = float(np.median(out["energy"]))
+            result[f"{name}_recon_r2"] = float(np.nanmedian(metrics.reconstruction_r2(
+                data[name].inputs["X"][:, :, 1], out["reconstruction"], data[name].weight)))
     return result
 
 

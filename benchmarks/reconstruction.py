@@ -1,0 +1,139 @@
+"""Time to reconstruct: how well, and how soon, the autoencoder learns the folded light curves.
+
+The reference is what a smooth folded curve allows: a 4-harmonic Fourier series in phase fitted
+to each validation sequence on its own by weighted least squares, with the weights of L_AE
+(w = s/err), scored with the same weighted R² as the network (varnet.scoring.metrics
+.reconstruction_r2). The target is a median validation R² of at least 0.9 x the reference's.
+
+Each variant (params.yaml, the overlays and --set values) is trained with
+`varnet.training.train.train_variant` on the default survey's sequences in a scratch project;
+the per-epoch validation R² comes from its history.csv (`val_recon_r2`). Reported: the first
+epoch and wall time at the target, and the final accuracy, R² and novelty AUROC.
+
+    .venv/bin/python -m benchmarks.reconstruction
+    .venv/bin/python -m benchmarks.reconstruction --set model.decoder_phase=false --variants joint
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from benchmarks import common
+from varnet.core import files
+
+HARMONICS = 4
+TARGET_FRACTION = 0.9
+
+
+def fourier_r2(sequences: dict[str, np.ndarray], index: np.ndarray,
+               harmonics: int = HARMONICS) -> np.ndarray:
+    """Weighted R² of a per-sequence Fourier fit in phase (the reference of the module doc)."""
+    from varnet.scoring import metrics
+
+    lag = sequences["X"][index, :, 0].astype(np.float64)
+    mag = sequences["X"][index, :, 1].astype(np.float64)
+    weight = sequences["weight"][index].astype(np.float64)
+    phase = (np.cumsum(lag, axis=1) - lag) / sequences["period"][index][:, None]
+    angle = 2 * np.pi * phase[..., None] * np.arange(1, harmonics + 1)
+    design = np.concatenate([np.ones(phase.shape + (1,)), np.cos(angle), np.sin(angle)], axis=-1)
+    normal = np.einsum("ntk,nt,ntl->nkl", design, weight, design)
+    rhs = np.einsum("ntk,nt,nt->nk", design, weight, mag)
+    coef = np.linalg.solve(normal + 1e-9 * np.eye(design.shape[-1]), rhs[..., None])[..., 0]
+    return metrics.reconstruction_r2(mag, np.einsum("ntk,nk->nt", design, coef), weight)
+
+
+def apply_settings(params: dict[str, Any], settings: list[str]) -> dict[str, Any]:
+    """``section.key=value`` (value in YAML) set on a copy of the params."""
+    from varnet.core.config import deep_merge
+
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        *path, leaf = key.split(".")
+        patch: dict[str, Any] = {leaf: yaml.safe_load(value)}
+        for name in reversed(path):
+            patch = {name: patch}
+        params = deep_merge(params, patch)
+    return params
+
+
+def train_one(variant: str, params: dict[str, Any], target: float, workdir: Path
+              ) -> dict[str, Any]:
+    import pandas as pd
+
+    from varnet.training.train import train_variant
+
+    started = time.perf_counter()
+    with common.project_dir(workdir) as project:
+        out_dir = project / "models" / f"reconstruction-{variant}"
+        result = train_variant(variant, params, out_dir, register=False, restart=True)
+        history = pd.read_csv(out_dir / "history.csv")
+    total_s = time.perf_counter() - started
+    history["wall_s"] = history["time_s"].cumsum()
+    reached = history[history["val_recon_r2"] >= target]
+    first = None if reached.empty else reached.iloc[0]
+    return {
+        "variant": variant, "total_s": round(total_s, 1),
+        "reached": None if first is None else {"epoch": int(first["epoch"]) + 1,
+                                               "phase": first["phase"],
+                                               "wall_s": round(float(first["wall_s"]), 1)},
+        "valid_accuracy": result["valid_accuracy"], "valid_recon_r2": result["valid_recon_r2"],
+        "novelty_auroc": result["novelty_auroc"],
+        "history": history[["epoch", "phase", "val_recon_r2", "val_accuracy", "wall_s"]]
+        .round(4).to_dict(orient="list"),
+    }
+
+
+def run(quick: bool = False, settings: tuple[str, ...] = (),
+        variants: tuple[str, ...] = ("joint", "sequential")) -> dict[str, Any]:
+    params = apply_settings(common.root_params(), list(settings))
+    if quick:
+        params = apply_settings(params, ["train.epochs=2", "train.estimation_epochs=2"])
+    survey = common.default_survey()
+    workdir = common.WORK_DIR / "default"
+    sequences = files.read_npz(workdir / "data" / "processed" / "sequences.npz")
+    valid = files.read_npz(workdir / "data" / "processed" / "split.npz")["valid"]
+    reference = float(np.nanmedian(fourier_r2(sequences, valid)))
+    target = TARGET_FRACTION * reference
+    machine = common.machine()
+    runs = [train_one(v, params, target, workdir) for v in variants]
+    return {
+        "benchmark": "reconstruction", "machine": machine,
+        "command": "python -m benchmarks.reconstruction"
+                   + "".join(f" --set {s}" for s in settings)
+                   + ("" if variants == ("joint", "sequential")
+                      else " --variants " + " ".join(variants)),
+        "model": params["model"],
+        "train": {k: v for k, v in params["train"].items() if k != "variants"},
+        "survey": {k: v for k, v in survey.items() if k != "recipe"},
+        "fourier_reference": {"harmonics": HARMONICS, "median_valid_r2": round(reference, 4)},
+        "target_r2": round(target, 4), "runs": runs, "load_after": common.load(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a params value, e.g. model.decoder_phase=true (repeatable)")
+    parser.add_argument("--variants", nargs="+", default=["joint", "sequential"])
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="2 epochs (a smoke test)")
+    args = parser.parse_args(argv)
+    result = run(args.quick, tuple(args.set), tuple(args.variants))
+    result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
+    if args.json:
+        files.write_json(result, args.json)
+    summary = {k: v for k, v in result.items() if k not in ("runs", "machine")}
+    summary["runs"] = [{k: v for k, v in r.items() if k != "history"} for r in result["runs"]]
+    print(files.to_json(summary), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
