@@ -53,3 +53,20 @@ def test_an_unknown_top_level_section_is_an_error(tmp_path):
     path.write_text(yaml.safe_dump({"trian": {"epochs": 3}}))
     with pytest.raises(VarnetError, match=r"unknown section\(s\) \['trian'\]"):
         load_params(path)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"epochs": "ten"}, r"train\.epochs: must be an integer, got 'ten'"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"learning_rate": -1}, "learning_rate must be > 0"),
+    ({"epochs": -3}, "epochs must be >= 1"),
+    ({"deterministic": "yes"}, "must be true or false"),
+])
+def test_bad_train_values_are_rejected_where_they_are_parsed(values, message):
+    with pytest.raises(VarnetError, match=message):
+        from_dict(TrainParams, values)
+
+
+def test_an_optional_number_may_be_null_and_an_integer_may_stand_for_a_float():
+    assert from_dict(TuneParams, {"timeout_s": None}).timeout_s is None
+    assert from_dict(TrainParams, {"learning_rate": 1}).learning_rate == 1

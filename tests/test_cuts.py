@@ -93,7 +93,15 @@ def test_nonfinite_times_mags_and_errors_are_counted_drops():
     clean, counts = clean_lightcurves(lc, sentinel_mag=90.0)
     assert clean["time"].tolist() == [1.0]
     assert counts == {"sentinel_mag": 0, "nonfinite_time": 2, "nonfinite_mag": 2,
-                      "nonfinite_err": 1, "nonpositive_err": 0, "duplicate_time": 0}
+                      "unphysical_mag": 0, "nonfinite_err": 1, "nonpositive_err": 0,
+                      "duplicate_time": 0}
+
+
+def test_a_magnitude_brighter_than_any_star_is_a_counted_drop():
+    lc = star("a")[1]
+    lc.loc[lc.index[:2], "mag"] = [-1e30, -3.0]
+    clean, counts = clean_lightcurves(lc, 90.0)
+    assert counts["unphysical_mag"] == 2 and len(clean) == len(lc) - 2
 
 
 def test_zero_and_negative_errors_are_counted_drops():
@@ -161,14 +169,15 @@ def test_var_without_period_is_dropped_as_period_missing():
     assert removed_by(result, "period missing") == {NOVEL: 1}
 
 
-def test_class_probability_and_magnitude_cuts_skip_var_stars():
+def test_class_probability_cut_skips_var_stars_and_the_magnitude_cut_does_not():
     stars = [star("ok"), star("low-p", "SR", class_probability=0.89),
              star("no-p", "SR", class_probability=np.nan), star("bright", "M", mean_vmag=11.0),
              star("faint", "ROT", mean_vmag=17.5),
-             star("var", NOVEL, class_probability=np.nan, mean_vmag=19.0)]
+             star("var", NOVEL, class_probability=np.nan, mean_vmag=14.0),
+             star("faint-var", NOVEL, class_probability=np.nan, mean_vmag=19.0)]
     result = apply_cuts(*survey(*stars), CutsParams(), progress=False)
     assert removed_by(result, "class prob.") == {"SR": 2}
-    assert removed_by(result, "magnitude") == {"M": 1, "ROT": 1}  # 11 < V < 17 is open
+    assert removed_by(result, "magnitude") == {"M": 1, "ROT": 1, NOVEL: 1}  # 11 < V < 17, open
     assert sorted(result.catalog["id"]) == ["ok", "var"]
 
 
@@ -203,6 +212,16 @@ def test_a_star_is_counted_under_the_first_cut_it_fails_only():
     result = apply_cuts(*survey(star("ok"), bad), CutsParams(), progress=False)
     assert {cut: sum(n.values()) for cut, n in result.flow.removed.items()} == {
         cut: int(cut == "class prob.") for cut in CUTS}
+
+
+def test_every_dropped_star_is_listed_with_its_first_cut_and_rule():
+    bad = star("bad", "SR", class_probability=0.5, mean_vmag=20.0, n=100)
+    result = apply_cuts(*survey(star("ok"), bad, star("odd", None)), CutsParams(), progress=False)
+    dropped = result.dropped.set_index("id")
+    assert sorted(dropped.index) == ["bad", "odd"]
+    assert dropped.loc["bad", "cut"] == "class prob." and dropped.loc["bad", "group"] == "SR"
+    assert dropped.loc["bad", "rule"] == "class_probability < 0.9 (not VAR)"
+    assert dropped.loc["odd", "cut"] == "unknown type" and dropped.loc["odd", "group"] == "unknown"
 
 
 def test_null_disables_a_cut_but_it_stays_in_the_table():

@@ -86,6 +86,12 @@ def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
 
     result = json.loads((reports / "metrics.json").read_text())
     assert set(result) == {"joint", "sequential"}          # joint-phot is not trained: skipped
+    headline = json.loads((reports / "headline.json").read_text())
+    assert headline["joint"] == {
+        "accuracy": result["joint"]["sequence"]["accuracy"],
+        "star_accuracy": result["joint"]["star"]["accuracy"],
+        "novelty_auroc": result["joint"]["sequence"]["novelty"]["auroc"],
+        "reconstruction_r2": result["joint"]["sequence"]["reconstruction_r2"]}
     assert "joint-phot: not trained" in capsys.readouterr().out
     for level in ("sequence", "star"):
         m = result["joint"][level]

@@ -91,6 +91,13 @@ def test_bad_points_are_dropped_and_short_stars_get_a_note_not_an_exception(prep
     assert sequences["sequence"].tolist() == [-1, 0]
 
 
+def test_a_constant_star_is_noted_as_constant_not_as_too_short(prep):
+    flat = star("flat", 2 * LENGTH, 0.9, 13.0, 7).assign(mag=13.0)
+    out = lightcurves.score_lightcurves(FakeScorer(), prep, flat)
+    assert out.loc[0, "note"] == f"constant magnitude ({2 * LENGTH} good points): nothing to " \
+                                 "standardise"
+
+
 def test_missing_periods_come_from_lomb_scargle(prep):
     lc = pd.concat([star("noperiod", 3 * LENGTH, None, 13.0, 5),
                     star("short", 5, None, 13.0, 6)]).drop(columns="period")

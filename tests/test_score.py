@@ -165,3 +165,37 @@ def test_bad_model_or_input_is_a_message_not_a_traceback(project, tmp_path, caps
     assert run_cli(project, str(path), "-o", str(tmp_path / "o.csv")) == 2
     assert "missing column(s) ['mag']" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "many"])
+def test_a_bad_chunk_size_is_a_usage_error(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        varnet_main(["score", str(tmp_path / "in.csv"), "--chunk-rows", value])
+    assert exit_info.value.code == 2
+    assert "--chunk-rows" in capsys.readouterr().err
+
+
+def test_a_star_given_twice_is_an_error_not_two_rows(project, tmp_path, capsys):
+    lc = long_table(2, 30)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    lc.to_csv(first, index=False)
+    lc[lc["id"] == "star001"].to_csv(second, index=False)
+    out = str(tmp_path / "out.csv")
+    assert run_cli(project, str(first), str(first), "-o", out) == 2
+    assert "given more than once" in capsys.readouterr().err
+    assert run_cli(project, str(first), str(second), "-o", out) == 2
+    assert "star 'star001' is also in" in capsys.readouterr().err
+    assert not Path(out).exists()
+
+
+def test_ids_that_pandas_would_call_missing_are_star_names(tmp_path):
+    lc = long_table(3, 20)
+    lc["id"] = lc["id"].map({"star000": "NA", "star001": "nan", "star002": "null"})
+    path = tmp_path / "na.csv"
+    lc.to_csv(path, index=False)
+    chunks = list(score.iter_star_chunks(path, 25))
+    assert [c["id"].unique().tolist() for c in chunks] == [["NA"], ["nan"], ["null"]]
+    lc.loc[5, "id"] = ""
+    lc.to_csv(path, index=False)
+    with pytest.raises(VarnetError, match=r"row 6 has an empty star id"):
+        list(score.iter_star_chunks(path, 25))

@@ -165,6 +165,14 @@ def test_study_prunes_resumes_and_reports(tracking, tmp_path, storage):
     assert "PRUNED" in (tmp_path / "trials.csv").read_text()
 
 
+def test_a_continued_study_does_not_repeat_its_first_trial(tracking, tmp_path):
+    cfg = TuneParams(storage="optuna/study.log", n_trials=1, pruning=None)
+    first = tune.run_study(cfg, PARAMS, train_fn=fake_train, log=lambda _: None).trials[0]
+    cfg.n_trials = 2
+    second = tune.run_study(cfg, PARAMS, train_fn=fake_train, log=lambda _: None).trials[1]
+    assert second.params != first.params
+
+
 HANG_SCRIPT = textwrap.dedent("""
     import sys, mlflow
     sys.path.insert(0, sys.argv[3])

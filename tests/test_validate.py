@@ -207,8 +207,8 @@ def test_bad_epochs_are_counted_in_the_reports(workdir, capsys):
     assert code == 0, err
     dropped = json.loads(Path("reports/cutflow.json").read_text())["points_dropped"]
     assert dropped == {"sentinel_mag": 1, "nonfinite_time": 1, "nonfinite_mag": 0,
-                       "nonfinite_err": 1, "nonpositive_err": 1, "duplicate_time": 1,
-                       "unknown_star": 7}
+                       "unphysical_mag": 0, "nonfinite_err": 1, "nonpositive_err": 1,
+                       "duplicate_time": 1, "unknown_star": 7}
     kept = pd.read_parquet(schema.INTERIM_CATALOG).set_index("id")
     assert kept.loc["ecl-1", "n_epochs"] == 245  # 250 - 5 bad epochs (the rest are others')
 

@@ -294,6 +294,15 @@ class TrainParams:
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("estimation_epochs", "early_stopping_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.learning_rate > 0 or self.lambda_energy < 0:
+            raise ValueError(f"learning_rate must be > 0 and lambda_energy >= 0, got "
+                             f"{self.learning_rate!r} and {self.lambda_energy!r}")
         if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}")
         if self.clipnorm is not None and not self.clipnorm > 0:
@@ -514,9 +523,14 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
         raise VarnetError(f"params {where}: {exc}") from exc
 
 
+_SCALARS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
 def _typed(hint: Any, value: Any, where: str) -> Any:
-    """A mapping given for a dataclass field (``X``, ``X | None``, ``dict[str, X]``) built."""
+    """A mapping given for a dataclass field (``X``, ``X | None``, ``dict[str, X]``) built; a
+    scalar checked against its type (``epochs: "ten"`` is an error, not a TypeError later)."""
     if not isinstance(value, dict):
+        _check_scalar(hint, value, where)
         return value
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
@@ -527,6 +541,21 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
     if typing.get_origin(hint) is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]):
         return {key: _typed(args[1], item, f"{where}.{key}") for key, item in value.items()}
     return value
+
+
+def _check_scalar(hint: Any, value: Any, where: str) -> None:
+    args = typing.get_args(hint)
+    optional = (isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union) \
+        and type(None) in args
+    base = next((a for a in args if a is not type(None)), None) if optional else hint
+    if base not in _SCALARS or (optional and value is None):
+        return
+    ok = (isinstance(value, bool) if base is bool else
+          isinstance(value, base) and not isinstance(value, bool) if base is not float else
+          isinstance(value, int | float) and not isinstance(value, bool))
+    if not ok:
+        raise VarnetError(f"params {where}: must be {_SCALARS[base]}"
+                          f"{' or null' if optional else ''}, got {value!r}")
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -4,7 +4,10 @@ Reads   models/<variant>/{predictions.npz, thresholds.json, history.csv, variant
         and data/processed/sequences.npz (the folded sequences, for the reconstruction figures)
         for every variant in params train.variants that has been trained (others are skipped
         with a note), and reports/baseline.json (random-forest accuracies, `varnet baseline`).
-Writes  reports/metrics.json      DVC metrics, nested variant -> sequence|star -> metric
+Writes  reports/headline.json     DVC metrics (`dvc metrics show`): per variant, validation
+                                  accuracy per sequence and per star, novelty AUROC, median
+                                  reconstruction R²
+        reports/metrics.json      every metric, nested variant -> sequence|star -> metric
         reports/table2.md         the paper's Table 2 layout, our numbers beside the paper's
         reports/figures/evaluation/confusion_<variant>.png, energy_<variant>.png,
         reconstruction_<variant>.png (folded sequences and their reconstructions), ae_loss.png
@@ -415,6 +418,13 @@ def log_to_mlflow(params: dict, result: VariantResult, outputs: list[Path]) -> N
 
 # ---------------------------------------------------------------- command
 
+def headline(tree: dict) -> dict[str, float]:
+    """The few numbers `dvc metrics show` lists for a variant (metrics.json has the rest)."""
+    return {"accuracy": tree["sequence"]["accuracy"], "star_accuracy": tree["star"]["accuracy"],
+            "novelty_auroc": tree["sequence"]["novelty"]["auroc"],
+            "reconstruction_r2": tree["sequence"]["reconstruction_r2"]}
+
+
 def summary_line(result: VariantResult, level: str) -> str:
     m = result.metrics[level]
     nov = m["novelty"]
@@ -469,6 +479,8 @@ def run(args: argparse.Namespace, params: dict) -> int:
                                       for r in results) + "."]
     keys = [threshold_key(p) for p in cfg.percentiles]
     files.write_json({r.name: r.metrics for r in results}, args.reports / "metrics.json")
+    files.write_json({r.name: headline(r.metrics) for r in results},
+                     args.reports / "headline.json")
     files.write_text(table2_markdown(results, baseline, keys, notes), args.reports / "table2.md")
     plot_ae_loss(results, figures / "ae_loss.png")
     for result in results:
@@ -478,7 +490,8 @@ def run(args: argparse.Namespace, params: dict) -> int:
         write_dvc_plots(result, plots)
         for level in LEVELS:
             print(summary_line(result, level))
-    print(f"wrote {args.reports / 'metrics.json'}, {args.reports / 'table2.md'}, {figures}/, "
+    print(f"wrote {args.reports / 'headline.json'}, {args.reports / 'metrics.json'}, "
+          f"{args.reports / 'table2.md'}, {figures}/, "
           f"{plots}/")
     if not args.no_mlflow:
         for result in results:

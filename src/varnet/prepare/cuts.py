@@ -3,8 +3,9 @@
 Nothing disappears silently; everything removed is counted at one of two levels:
 
 points  `clean_lightcurves` drops flagged epochs (mag >= sentinel_mag, e.g. 99.99), non-finite
-        times/mags/errors, zero or negative errors and repeated times (the first one is kept),
-        and sorts by (id, band, time). Sorting is not a drop.
+        times/mags/errors, magnitudes brighter than any star (< MIN_MAG), zero or negative
+        errors and repeated times (the first one is kept), and sorts by (id, band, time).
+        Sorting is not a drop.
 stars   `apply_cuts` runs the star-level cuts below, in order. A star is counted under the first
         cut it fails, in its superclass column of the cut-flow table:
 
@@ -16,9 +17,12 @@ stars   `apply_cuts` runs the star-level cuts below, in order. A star is counted
         epochs           fewer than cuts.min_epochs good epochs
         ss residual      supersmoother residual > cuts.max_ss_resid
 
-VAR stars take only the period and epoch cuts, as in the original code. A VAR star without a
-period is dropped ("period missing") instead of getting the original's log10 P = 99 sentinel,
-which the model would read as a real feature and which makes its energy meaningless.
+VAR stars take the period, magnitude and epoch cuts: the paper applies the class-probability
+and supersmoother cuts to known classes only, but the V cut to every star. (The original code
+skipped it for VAR; mean magnitude is a GMM input, so VAR stars outside 11 < V < 17 were easy
+positives that raised novelty recall and AUROC.) A VAR star without a period is dropped
+("period missing") instead of getting the original's log10 P = 99 sentinel, which the model
+would read as a real feature and which makes its energy meaningless.
 
 Every threshold is a param; null disables a cut (real surveys without class probabilities or
 V magnitudes); a disabled cut stays in the table with zero removals.
@@ -48,10 +52,15 @@ UNKNOWN = "unknown"
 GROUPS: tuple[str, ...] = (*CLASSES, NOVEL, UNKNOWN)
 """Cut-flow columns, in order (the table adds a total)."""
 
+MIN_MAG = -2.0
+"""No star is brighter than this apparent magnitude (Sirius: -1.46): a smaller value is a
+corrupt point, dropped and counted like a flag."""
+
 POINT_REASONS: dict[str, str] = {
     "sentinel_mag": "flagged magnitude (>= sentinel_mag, e.g. 99.99)",
     "nonfinite_time": "NaN/inf time",
     "nonfinite_mag": "NaN/inf magnitude",
+    "unphysical_mag": f"magnitude below {MIN_MAG:g} (brighter than any star in the sky)",
     "nonfinite_err": "NaN/inf error",
     "nonpositive_err": "error <= 0",
     "duplicate_time": "repeated time of the same star and band (first kept)",
@@ -76,7 +85,7 @@ def cut_rules(cfg: CutsParams) -> dict[str, str]:
         "class prob.": off if cfg.min_class_probability is None
         else f"class_probability < {cfg.min_class_probability:g} (not VAR)",
         "magnitude": off if cfg.mag_range is None
-        else f"mean mag outside ({cfg.mag_range[0]:g}, {cfg.mag_range[1]:g}) (not VAR)",
+        else f"mean mag outside ({cfg.mag_range[0]:g}, {cfg.mag_range[1]:g})",
         "epochs": off if cfg.min_epochs is None else f"< {cfg.min_epochs} good epochs",
         "ss residual": off if cfg.max_ss_resid is None
         else f"supersmoother residual > {cfg.max_ss_resid:g} (not VAR)",
@@ -101,6 +110,7 @@ def clean_lightcurves(lc: pd.DataFrame, sentinel_mag: float) -> tuple[pd.DataFra
         "sentinel_mag": np.isfinite(mag) & (mag >= sentinel_mag),
         "nonfinite_time": ~np.isfinite(time),
         "nonfinite_mag": ~np.isfinite(mag),
+        "unphysical_mag": np.isfinite(mag) & (mag < MIN_MAG),
         "nonfinite_err": ~np.isfinite(err),
         "nonpositive_err": err <= 0,
     }
@@ -194,6 +204,8 @@ class CutResult:
     lightcurves: pd.DataFrame
     """Their clean epochs (all bands), sorted by (id, band, time)."""
     flow: CutFlow
+    dropped: pd.DataFrame
+    """One row per removed star: id, group (its cut-flow column), cut, rule."""
 
 
 def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsParams,
@@ -224,11 +236,12 @@ def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsParams
         "class prob.": None if cfg.min_class_probability is None else ~var & ~(
             catalog["class_probability"].to_numpy(np.float64) >= cfg.min_class_probability),
         "magnitude": None if cfg.mag_range is None
-        else ~var & ~_inside_open(catalog["mean_vmag"].to_numpy(np.float64), cfg.mag_range),
+        else ~_inside_open(catalog["mean_vmag"].to_numpy(np.float64), cfg.mag_range),
         "epochs": None if cfg.min_epochs is None else n_epochs < cfg.min_epochs,
         "ss residual": None,  # computed in the loop below when it is a cut
     }
     alive = np.ones(len(catalog), dtype=bool)
+    cut_of = np.full(len(catalog), "", dtype=object)  # the first cut each dropped star fails
     resid = np.full(len(catalog), np.nan)  # not computed when the cut is off
     removed: dict[str, dict[str, int]] = {}
     for cut in CUTS:
@@ -238,6 +251,7 @@ def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsParams
             fails[cut] = ~var & ~(resid <= cfg.max_ss_resid)
         gone = alive & fails[cut] if fails[cut] is not None else np.zeros_like(alive)
         removed[cut] = _count(group[gone])
+        cut_of[gone] = cut
         alive &= ~gone
 
     catalog["n_epochs"] = n_epochs
@@ -247,7 +261,11 @@ def apply_cuts(catalog: pd.DataFrame, lightcurves: pd.DataFrame, cfg: CutsParams
     flow = CutFlow(rules=cut_rules(cfg), start=_count(group), removed=removed,
                    points_in=len(lightcurves), points_dropped=points,
                    points_kept=len(kept_lc), kept=_count(group[alive]))
-    return CutResult(catalog=kept, lightcurves=kept_lc, flow=flow)
+    rules = cut_rules(cfg)
+    dropped = pd.DataFrame({"id": catalog["id"][~alive].to_numpy(), "group": group[~alive],
+                            "cut": cut_of[~alive].astype(str)})
+    dropped["rule"] = dropped["cut"].map(rules)
+    return CutResult(catalog=kept, lightcurves=kept_lc, flow=flow, dropped=dropped)
 
 
 def _count(groups: np.ndarray) -> dict[str, int]:

@@ -49,6 +49,7 @@ from varnet.core.config import CutsParams
 from varnet.core.errors import VarnetError
 from varnet.core.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
 from varnet.core.taxonomy import CLASSES, NOVEL
+from varnet.prepare.cuts import MIN_MAG
 
 DATASOURCE = "varnet"
 DATA_DOCS = Path("gx/uncommitted/data_docs/local_site/index.html")
@@ -123,9 +124,10 @@ def lightcurves_suite(cfg: CutsParams) -> Suite:
           for c in LIGHTCURVE_COLUMNS],
         _rule(gxe.ExpectColumnValuesToBeBetween(column="time", min_value=-FINITE,
                                                 max_value=FINITE), "time is finite"),
-        _rule(gxe.ExpectColumnValuesToBeBetween(column="mag", min_value=-FINITE,
+        _rule(gxe.ExpectColumnValuesToBeBetween(column="mag", min_value=MIN_MAG,
                                                 max_value=cfg.sentinel_mag, strict_max=True),
-              f"mag is finite and below the sentinel {cfg.sentinel_mag:g} (cuts.sentinel_mag)"),
+              f"mag is at least {MIN_MAG:g} (no star is brighter) and below the sentinel "
+              f"{cfg.sentinel_mag:g} (cuts.sentinel_mag)"),
         _rule(gxe.ExpectColumnValuesToBeBetween(column="err", min_value=0.0, strict_min=True,
                                                 max_value=FINITE), "err is finite and > 0"),
         _rule(gxe.ExpectColumnValuesToBeBetween(column="dt", min_value=0.0, strict_min=True),
@@ -174,9 +176,11 @@ def post_cut_suite(cfg: CutsParams) -> Suite:
             min_value=cfg.min_class_probability, max_value=1.0)
     if cfg.mag_range is not None:
         low, high = cfg.mag_range
-        expectations += _not_var_between(
-            "mean_vmag", f"{low:g} < mean_vmag < {high:g} for non-VAR stars (cuts.mag_range)",
-            min_value=low, max_value=high, strict_min=True, strict_max=True)
+        expectations += [_rule(gxe.ExpectColumnValuesToBeBetween(
+            column="mean_vmag", min_value=low, max_value=high, strict_min=True, strict_max=True),
+            f"{low:g} < mean_vmag < {high:g} for every star (cuts.mag_range)"),
+            _rule(gxe.ExpectColumnValuesToNotBeNull(column="mean_vmag"),
+                  "mean_vmag is known for every star (cuts.mag_range)")]
     if cfg.max_ss_resid is not None:
         expectations += _not_var_between(
             "ss_resid", f"ss_resid <= {cfg.max_ss_resid:g} for non-VAR stars (cuts.max_ss_resid)",

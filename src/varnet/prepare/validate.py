@@ -5,15 +5,16 @@ Writes  data/interim/catalog.parquet        the kept stars: catalog columns + n_
         data/interim/lightcurves.parquet    their clean epochs, sorted by (id, band, time)
         reports/cutflow.md                  stars removed by each cut per class (also printed)
         reports/cutflow.csv                 the same, tidy (cut, class, removed) for `dvc plots`
-        reports/cutflow.json                DVC metrics: stars in/kept, points dropped per reason
+        reports/cutflow.json                stars in/kept, points dropped per reason
+        reports/dropped_stars.csv           every removed star: id, group, first cut failed, rule
         gx/                                 Great Expectations suites and checkpoints; Data Docs
                                             in gx/uncommitted/data_docs/local_site/index.html
 
 Steps: check the raw catalog and light curves (suites raw_catalog, raw_lightcurves); drop bad
 epochs (99.99 flags, NaN/inf, err <= 0, repeated times) and count them; run the star cuts of
 params `cuts` in order (unknown type, period, class probability >= 0.9, 11 < V < 17,
->= 200 good epochs, supersmoother residual <= 0.7; VAR stars take only the period and epoch
-cuts, and one without a period is dropped; null disables a cut); check the result (suites
+>= 200 good epochs, supersmoother residual <= 0.7; VAR stars take the period, magnitude and
+epoch cuts, and one without a period is dropped; null disables a cut); check the result (suites
 lightcurves, post_cut). The cut-flow table counts every star under the first cut it fails.
 
 A failed check exits with status 2 and a message naming the suite, the expectation and the
@@ -45,8 +46,9 @@ from varnet.prepare.cuts import CutFlow, CutResult, apply_cuts
 CUTFLOW_MD = schema.REPORTS_DIR / "cutflow.md"
 CUTFLOW_CSV = schema.REPORTS_DIR / "cutflow.csv"
 CUTFLOW_JSON = schema.REPORTS_DIR / "cutflow.json"
+DROPPED_CSV = schema.REPORTS_DIR / "dropped_stars.csv"
 OUTPUTS = (schema.INTERIM_CATALOG, schema.INTERIM_LIGHTCURVES, CUTFLOW_MD, CUTFLOW_CSV,
-           CUTFLOW_JSON)
+           CUTFLOW_JSON, DROPPED_CSV)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
 
     files.write_parquet(result.catalog, schema.INTERIM_CATALOG)
     files.write_parquet(result.lightcurves, schema.INTERIM_LIGHTCURVES)
-    write_reports(result.flow)
+    write_reports(result.flow, result.dropped)
     absent = [c for c in CLASSES if c not in set(catalog["superclass"].dropna())]
     print(f"kept {len(result.catalog)} of {len(catalog)} stars"
           + (f"; classes absent from the survey: {', '.join(absent)}" if absent else "")
@@ -106,8 +108,10 @@ def _checked_cuts(project: expectations.Project, catalog: pd.DataFrame,
     return result, cut_seconds
 
 
-def write_reports(flow: CutFlow) -> None:
+def write_reports(flow: CutFlow, dropped: pd.DataFrame) -> None:
     files.write_text(flow.to_markdown(), CUTFLOW_MD)
+    with files.atomic_path(DROPPED_CSV) as tmp:
+        dropped.to_csv(tmp, index=False)
     with files.atomic_path(CUTFLOW_CSV) as tmp:
         flow.tidy().to_csv(tmp, index=False)
     files.write_json(flow.metrics(), CUTFLOW_JSON)

@@ -93,8 +93,10 @@ def _check_input(lc: pd.DataFrame) -> pd.DataFrame:
         raise InputError(f"missing column(s) {missing}: a light-curve table needs "
                          f"{list(REQUIRED_COLUMNS)} (+ optional band, period); "
                          f"got {list(lc.columns)}")
-    if lc["id"].isna().any():
-        raise InputError(f"{int(lc['id'].isna().sum())} row(s) without an id")
+    empty = lc["id"].isna() | (lc["id"].astype(str).str.strip() == "")
+    if empty.any():
+        raise InputError(f"{int(empty.sum())} row(s) without an id (row "
+                         f"{int(empty.to_numpy().argmax()) + 1} is the first)")
     columns = [c for c in (*REQUIRED_COLUMNS, "band", "period", *PHOT_COLUMNS) if c in lc]
     out = lc[columns].copy()
     for column in ("time", "mag", "err", "period", *PHOT_COLUMNS):
@@ -169,9 +171,9 @@ def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "st
                             **{c: phot.loc[usable, c].to_numpy() for c in PHOT_COLUMNS}})
     arrays, _ = build_sequences(catalog, clean[clean["id"].isin(usable)], prep.length, prep.bands)
     scored = set(arrays["star_id"].tolist())
-    for star in usable.difference(pd.Index(list(scored))):
-        notes[star] = (f"fewer than {prep.length} good points in every band "
-                       f"({int(n_points[star])} in all)")
+    unscored = usable.difference(pd.Index(list(scored)))
+    notes.update(_why_unscored(clean[clean["id"].isin(unscored)], unscored, prep.length,
+                               n_points))
 
     if arrays["star_id"].size:
         out = scorer.predict(arrays["X"], arrays["aux"], arrays["phot"])  # phot: NaN = missing
@@ -195,6 +197,26 @@ def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "st
         failed.insert(1, "sequence", -1)
     return _assemble(rows, failed, gamma, energy, class_energy, scorer.thresholds, period,
                      source, n_points, notes, star_order)
+
+
+def _why_unscored(clean: pd.DataFrame, stars: pd.Index, length: int, n_points: pd.Series
+                  ) -> dict[str, str]:
+    """The real reason each of ``stars`` gave no sequence: too few points, or chunks that
+    cannot be standardised (a constant magnitude)."""
+    longest = clean.groupby(["id", "band"]).size().groupby("id").max()
+    spread = clean.groupby(["id", "band"])["mag"].agg(np.ptp).groupby("id").max()
+    notes = {}
+    for star in stars:
+        if longest.get(star, 0) < length:
+            notes[star] = (f"fewer than {length} good points in every band "
+                           f"({int(n_points[star])} in all)")
+        elif spread.get(star, 0.0) == 0.0:
+            notes[star] = (f"constant magnitude ({int(n_points[star])} good points): nothing "
+                           "to standardise")
+        else:
+            notes[star] = ("no usable sequence: every chunk of n points has a constant "
+                           "magnitude")
+    return notes
 
 
 def _assemble(rows, failed, gamma, energy, class_energy, thresholds, period, source, n_points,

@@ -70,8 +70,10 @@ def _raw_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
             yield batch.to_pandas()
     else:
+        # ids are strings as written: "NA", "nan" or "null" name a star, they are not missing
         reader = pd.read_csv(path, usecols=columns, chunksize=chunk_rows, dtype={"id": str},
-                             comment="#")
+                             comment="#", keep_default_na=False,
+                             na_values={c: readers.NA_STRINGS for c in columns if c != "id"})
         with reader:
             yield from reader
 
@@ -88,6 +90,10 @@ def iter_star_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     for chunk in _raw_chunks(path, chunk_rows):
         if chunk.empty:
             continue
+        empty = (chunk["id"].isna() | (chunk["id"].astype(str).str.strip() == "")).to_numpy()
+        if empty.any():
+            raise VarnetError(f"{path}: row {offset + int(empty.argmax()) + 1} has an empty "
+                              "star id (every row needs one)")
         chunk = chunk.assign(id=chunk["id"].astype(str))
         frame = pd.concat([carry, chunk], ignore_index=True) if len(carry) else chunk
         ids = frame["id"].to_numpy()
@@ -214,14 +220,23 @@ class OutputWriter:
 def score_files(model: mlflow.pyfunc.PyFuncModel, inputs: list[Path], output: Path,
                 *, fmt: str = "auto", level: str = "star", chunk_rows: int = 200_000,
                 periods: pd.Series | None = None) -> dict[str, float]:
-    """Score every input into ``output``; returns counts and throughput."""
+    """Score every input into ``output``; returns counts and throughput. A star found in two
+    inputs (or a file given twice) is an error: it would be scored twice."""
+    if repeated := sorted({str(p) for p in inputs if inputs.count(p) > 1}):
+        raise VarnetError(f"{repeated[0]}: given more than once; each star is scored once")
     start = time.monotonic()
     n_rows = n_stars = 0
+    first_file: dict[str, Path] = {}
     total = sum(_row_count(p) or 0 for p in inputs) or None
     with OutputWriter(output) as out, tqdm(total=total, unit="rows", disable=None,
                                            desc="scoring") as bar:
         for path in inputs:
             for chunk in star_chunks(path, fmt, chunk_rows, periods):
+                for star in chunk["id"].unique():
+                    if first_file.setdefault(star, path) != path:
+                        raise VarnetError(f"{path}: star {star!r} is also in {first_file[star]}; "
+                                          "each star is scored once (merge its rows into one "
+                                          "file)")
                 result = predict(model, chunk, level)
                 out.write(result)
                 n_rows += len(chunk)
@@ -245,6 +260,18 @@ def _row_count(path: Path) -> int | None:
 
 # --- command ---------------------------------------------------------------------------------
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (so `--chunk-rows -5` is a usage error, not a
+    traceback from deep inside pandas)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, help="light-curve files")
     parser.add_argument("-o", "--output", type=Path, default=Path("scores.csv"),
@@ -255,7 +282,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="auto", dest="fmt",
                         help="input format (default: recognised from the columns)")
     parser.add_argument("--periods", type=Path, help="table of id, period (days)")
-    parser.add_argument("--chunk-rows", type=int, help="rows per chunk "
+    parser.add_argument("--chunk-rows", type=positive_int, help="rows per chunk "
                         "(default: params score.chunk_rows)")
 
 

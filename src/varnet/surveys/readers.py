@@ -25,6 +25,11 @@ _PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".dat")
 
 
+NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+"""What pandas reads as missing by default: used for numeric columns only, never for ids."""
+
+
 def _separator(path: Path, separator: str) -> str:
     return "\t" if separator == "," and ".tsv" in [s.lower() for s in path.suffixes] else separator
 

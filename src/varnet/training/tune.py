@@ -337,13 +337,15 @@ def run_study(cfg: TuneParams, params: dict[str, Any], *, train_fn: TrainFn | No
               log: Callable[[str], None] = print) -> optuna.Study:
     """Create or resume the study and run trials until ``cfg.n_trials`` are finished."""
     storage = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.retry_failed)
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed)
-    study = optuna.create_study(study_name=cfg.study, storage=storage, sampler=sampler,
+    study = optuna.create_study(study_name=cfg.study, storage=storage,
                                 directions=["maximize", "maximize"], load_if_exists=True)
     if study.directions != [optuna.study.StudyDirection.MAXIMIZE] * 2:
         raise VarnetError(f"study {cfg.study!r} in {display_url(cfg.storage)} is not a "
                           "two-objective (accuracy, AUROC) study; choose another --study name")
     study.set_metric_names(list(OBJECTIVES))
+    # a continued study would re-propose its first trials with the same seed: offset it by the
+    # trials already there, so each invocation (and each worker's --seed) draws new values
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
     failed = fail_orphaned_trials(study, cfg.retry_failed)
     if failed:
         log(f"marked trial(s) {failed} FAIL: their worker on this host is gone"
