@@ -35,12 +35,12 @@ TARGET_FRACTION = 0.9
 def fourier_r2(sequences: dict[str, np.ndarray], index: np.ndarray,
                harmonics: int = HARMONICS) -> np.ndarray:
     """Weighted R² of a per-sequence Fourier fit in phase (the reference of the module doc)."""
+    from varnet.prepare.sequences import folded_phase
     from varnet.scoring import metrics
 
-    lag = sequences["X"][index, :, 0].astype(np.float64)
     mag = sequences["X"][index, :, 1].astype(np.float64)
     weight = sequences["weight"][index].astype(np.float64)
-    phase = (np.cumsum(lag, axis=1) - lag) / sequences["period"][index][:, None]
+    phase = folded_phase(sequences["X"][index, :, 0], sequences["period"][index])
     angle = 2 * np.pi * phase[..., None] * np.arange(1, harmonics + 1)
     design = np.concatenate([np.ones(phase.shape + (1,)), np.cos(angle), np.sin(angle)], axis=-1)
     normal = np.einsum("ntk,nt,ntl->nkl", design, weight, design)

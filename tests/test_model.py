@@ -11,6 +11,7 @@ from varnet.core.config import ModelParams
 from varnet.model import DualTrainer, build_network, feature_names
 from varnet.model.autoencoder import FoldedPhase, LagTransform, ReconstructionFeatures
 from varnet.model.estimation import Standardize
+from varnet.prepare.sequences import folded_phase
 
 N, T, K = 24, 20, 8
 
@@ -136,6 +137,7 @@ def test_folded_phase_is_the_running_sum_of_the_lags_over_the_period():
     X = np.stack([lag, data["X"][:, :, 1]], axis=-1).astype(np.float32)
     got = FoldedPhase()(tf.constant(X), tf.constant(data["aux"])).numpy()[:, :, 0]
     np.testing.assert_allclose(got, phase - phase[:, :1], atol=1e-5)
+    np.testing.assert_allclose(folded_phase(lag, period), phase - phase[:, :1], atol=1e-9)
 
 
 def test_the_decoder_sees_the_phase_only_when_asked():

@@ -49,6 +49,7 @@ from varnet.core.config import (
 from varnet.core.errors import VarnetError
 from varnet.core.schema import LEVELS, PREDICTION_ARRAYS, ModelFolder
 from varnet.core.taxonomy import CLASSES, NOVEL
+from varnet.prepare.sequences import folded_phase
 from varnet.scoring import metrics
 
 matplotlib.use("Agg")  # figures go to files; no display needed
@@ -327,7 +328,7 @@ def plot_reconstructions(result: VariantResult, sequences: dict[str, np.ndarray]
         row = rows[np.argsort(pred["recon_r2"][rows])[rows.size // 2]]
         index = int(pred["index"][row])
         lag, mag = sequences["X"][index, :, 0], sequences["X"][index, :, 1]
-        phase = (np.cumsum(lag) - lag) / sequences["period"][index]
+        phase = folded_phase(lag, sequences["period"][index])
         ax.plot(phase, mag, ".", ms=3, color="0.4", label="sequence")
         ax.plot(phase, pred["reconstruction"][row], "-", color="crimson", lw=1.2,
                 label="reconstruction")

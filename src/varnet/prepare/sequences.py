@@ -60,6 +60,15 @@ DROP_REASONS: dict[str, str] = {
 }
 
 
+def folded_phase(lag: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Each point's phase from the lags of its sequence(s), (N, T) or (T,): the running sum of
+    the lags before it over the period (the first point at 0). The model's twin is
+    `varnet.model.autoencoder.FoldedPhase`."""
+    lag = np.asarray(lag, dtype=np.float64)
+    period = np.asarray(period, dtype=np.float64)
+    return (np.cumsum(lag, axis=-1) - lag) / period[..., None]
+
+
 def build_sequences(catalog: pd.DataFrame, lightcurves: pd.DataFrame, length: int,
                     bands: list[str] | None = None
                     ) -> tuple[dict[str, np.ndarray], dict[str, int]]:

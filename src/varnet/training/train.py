@@ -84,7 +84,8 @@ HISTORY_COLUMNS = ("epoch", "phase", *HISTORY_METRICS, *(f"val_{m}" for m in HIS
 
 def score_subsets(network: keras.Model, data: dict[str, Subset], jitter: float
                   ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-    """GMM refitted once on the training set (dropout off) and every subset's outputs/energies."""
+    """GMM refitted once on the training set (dropout off) and every subset's outputs, energies
+    and per-sequence reconstruction R²."""
     outputs = {name: predict(network, s.inputs, PREDICT_BATCH) if len(s.index) else None
                for name, s in data.items()}
     train = outputs["train"]
@@ -93,6 +94,10 @@ def score_subsets(network: keras.Model, data: dict[str, Subset], jitter: float
         if out is not None:
             out["energy"], out["class_energy"] = gmm.energy_numpy(out["features"], params,
                                                                   out["observed"])
+    for name, out in outputs.items():
+        if out is not None:
+            out["recon_r2"] = metrics.reconstruction_r2(data[name].inputs["X"][:, :, 1],
+                                                        out["reconstruction"], data[name].weight)
     return params, outputs
 
 
@@ -105,11 +110,9 @@ def predictions_table(data: dict[str, Subset], outputs: dict) -> dict[str, np.nd
         "label": np.concatenate([data[n].label for n in names]).astype(np.int16),
         "star_id": np.concatenate([data[n].star_id for n in names]),
     }
-    for key in ("gamma", "energy", "class_energy", "embedding", "features", "reconstruction"):
+    for key in ("gamma", "energy", "class_energy", "embedding", "features", "reconstruction",
+                "recon_r2"):
         table[key] = np.concatenate([outputs[n][key] for n in names])
-    table["recon_r2"] = metrics.reconstruction_r2(
-        np.concatenate([data[n].inputs["X"][:, :, 1] for n in names]), table["reconstruction"],
-        np.concatenate([data[n].weight for n in names]))
     return table
 
 
@@ -137,8 +140,7 @@ def final_metrics(data: dict[str, Subset], outputs: dict, params: dict[str, np.n
     for name, out in outputs.items():
         if out is not None:
             result[f"energy_median_{name}"] = float(np.median(out["energy"]))
-            result[f"{name}_recon_r2"] = float(np.nanmedian(metrics.reconstruction_r2(
-                data[name].inputs["X"][:, :, 1], out["reconstruction"], data[name].weight)))
+            result[f"{name}_recon_r2"] = float(np.nanmedian(out["recon_r2"]))
     return result
 
 
