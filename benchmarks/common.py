@@ -224,6 +224,23 @@ def default_survey(workdir: Path = WORK_DIR / "default", params: dict | None = N
 
 # --- running one benchmark ------------------------------------------------------------------
 
+def test_scores(model_dir: Path) -> dict[str, float]:
+    """What a benchmark reports of a trained model: test accuracy, median reconstruction R² of
+    the test sequences and novelty AUROC (test vs novel_test), from its predictions.npz; the
+    valid set chose (the per-epoch curves read it), so it is never reported."""
+    import numpy as np
+
+    from varnet.scoring import metrics
+
+    pred = files.read_npz(Path(model_dir) / "predictions.npz")
+    test, novel = pred["subset"] == "test", pred["subset"] == "novel_test"
+    scored = test | novel
+    return {"test_accuracy": metrics.accuracy(pred["label"][test], pred["gamma"][test].argmax(1)),
+            "test_recon_r2": float(np.nanmedian(pred["recon_r2"][test])),
+            "test_novelty_auroc": metrics.novelty_scores(pred["energy"][scored], novel[scored],
+                                                         {})["auroc"]}
+
+
 def main(run, description: str, argv: list[str] | None = None) -> int:
     """Command line of one benchmark module: ``--json FILE`` (for __main__) and ``--quick``."""
     import argparse

@@ -13,15 +13,18 @@ the class mapping below (SURVEYS); `load_survey` (the snapshot), `apply_cuts`,
 `build_sequences`, `split_indices`, then `varnet.training.train.train_variant("joint", ...)` per run
 (MLflow run in the scratch project, nothing registered), read back from predictions.npz.
 
-Classification: `split.by: star`, 5 folds; each fold trains on 4/5 of the stars and predicts the
-rest, so every star is validated once. Reported: accuracy per fold (mean +- std), per-class
-recall pooled over the folds, per sequence and per star (a star's class is the argmax of its
-sequences' mean gamma, `varnet.scoring.metrics.star_means`).
+Classification: `split.by: star`, 5 folds; run f tests on fold f, calibrates on fold f+1 and
+trains on the other 3/5 of the stars, so every star is tested once and nothing reported is read
+from a set that chose anything. Reported: accuracy per fold (mean +- std), per-class recall
+pooled over the folds, per sequence and per star (a star's class is the argmax of its
+sequences' mean gamma, `varnet.scoring.metrics.star_means`), and the conformal false-alarm
+rate of the test stars (all of a known class) at alpha = 0.01, 0.05, 0.1, pooled over folds.
 
 Novelty (the leave-one-class-out protocol of multi-class Deep SVDD, Perez-Carrasco et al.
-2023): for each class c, relabel c as novel (VAR), train on fold 0 of the other classes, and
-score c's sequences against the validation sequences of the known classes by the GMM energy:
-AUROC (threshold-free), per sequence and per star (mean energy).
+2023): for each class c, relabel c as novel (VAR), train on fold 0's training stars of the
+other classes, and score the novel_test half of c's stars against the test stars of the known
+classes by the GMM energy: AUROC (threshold-free), per sequence and per star (mean energy),
+and the conformal flag's false-alarm rate and recall at alpha = 0.05 (per star).
 
 Run budget (RUN_BUDGET and each survey's "budget"; --epochs overrides): GRU 32 x 2, m = 16,
 lr 2e-3; 10 epochs of batch 64 (EROS: 5 of 128; Gaia: 20 of 32), so that each survey's table
@@ -82,6 +85,7 @@ Gaia with catalog periods: 20 epochs of batch 32, ~270 training sequences)."""
 N_FOLDS = 5
 MIN_STARS = 2 * N_FOLDS
 """A class with fewer stars after the cuts is left out (too few for a 5-fold split by star)."""
+ALPHAS = [0.01, 0.05, 0.1]
 PEREZ_CARRASCO_AUROC = {"CEPH": 0.858, "DSCT": 0.819, "ECL": 0.945, "RRAB": 0.953, "M": 0.953}
 """Multi-class Deep SVDD leave-one-class-out AUROCs (CEP, DSCT, ECL, RRL, LPV)."""
 DOCS = common.ROOT / "docs" / "results.md"
@@ -202,11 +206,14 @@ def _usable(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[
 # --- runs -------------------------------------------------------------------------------------
 
 def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label: np.ndarray,
-              fold: int, name: str) -> dict[str, np.ndarray]:
-    """Sequences with these labels (-1 = novel), one split, one joint training; the valid and
-    novel rows of predictions.npz."""
+              fold: int, name: str) -> dict[str, Any]:
+    """Sequences with these labels (-1 = novel), one split (test fold ``fold``), one joint
+    training; the reported rows (test, novel_test) of predictions.npz with their conformal
+    p-values per level, from the model's own calibration.npz."""
     from varnet.core import schema
+    from varnet.core.schema import LEVELS, REPORTED
     from varnet.prepare.split import split_indices
+    from varnet.scoring import calibration
     from varnet.training.train import train_variant
 
     arrays = {**arrays, "label": label}
@@ -217,9 +224,16 @@ def train_run(params: dict, workdir: Path, arrays: dict[str, np.ndarray], label:
     started = time.perf_counter()
     with common.project_dir(workdir):
         train_variant("joint", params, workdir / "models" / name, register=False, restart=True)
-    predictions = files.read_npz(workdir / "models" / name / "predictions.npz")
-    keep = predictions["subset"] != "train"
-    out = {k: v[keep] for k, v in predictions.items()}
+    folder = schema.ModelFolder(workdir / "models" / name)
+    predictions = files.read_npz(folder.predictions)
+    keep = np.isin(predictions["subset"], REPORTED)
+    out: dict[str, Any] = {k: v[keep] for k, v in predictions.items()}
+    fitted = calibration.Calibration.load(folder.calibration)
+    levels = calibration.per_level(out["star_id"], label=out["label"], gamma=out["gamma"],
+                                   energy=out["energy"], class_energy=out["class_energy"])
+    out["levels"] = {level: {**levels[level], **fitted[level].apply(
+        levels[level]["gamma"], levels[level]["energy"], levels[level]["class_energy"])}
+        for level in LEVELS}
     out["seconds"] = time.perf_counter() - started
     print(f"  {name}: {time.perf_counter() - started:.0f} s", flush=True)
     return out
@@ -230,12 +244,13 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
     from varnet.scoring import metrics
 
     folds, labels, gammas, stars, seconds = [], [], [], [], []
+    p_novel: dict[str, list[np.ndarray]] = {"sequence": [], "star": []}
     for fold in range(N_FOLDS):
         out = train_run(params, workdir, arrays, arrays["label"], fold, f"fold{fold}")
-        valid = out["subset"] == "valid"
-        label, gamma, star = out["label"][valid], out["gamma"][valid], out["star_id"][valid]
+        test = out["subset"] == "test"
+        label, gamma, star = out["label"][test], out["gamma"][test], out["star_id"][test]
         ids, means = metrics.star_means(star, gamma=gamma, label=label)
-        folds.append({"fold": fold, "sequences": int(valid.sum()), "stars": len(ids),
+        folds.append({"fold": fold, "sequences": int(test.sum()), "stars": len(ids),
                       "accuracy": metrics.accuracy(label, gamma.argmax(1)),
                       "star_accuracy": metrics.accuracy(np.round(means["label"]),
                                                         means["gamma"].argmax(1))})
@@ -243,6 +258,8 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
         gammas.append(gamma)
         stars.append(star)
         seconds.append(out["seconds"])
+        for level, rows in out["levels"].items():
+            p_novel[level].append(rows["p_novel"])
     label, gamma, star = (np.concatenate(x) for x in (labels, gammas, stars))
     ids, means = metrics.star_means(star, gamma=gamma, label=label)
     star_label = np.round(means["label"]).astype(int)
@@ -251,6 +268,8 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
     star_recall = metrics.per_class_recall(star_label, means["gamma"].argmax(1))
     acc = np.array([f["accuracy"] for f in folds])
     star_acc = np.array([f["star_accuracy"] for f in folds])
+    conformal = {level: metrics.conformal_scores(np.concatenate(p), np.zeros(
+        sum(map(len, p)), bool), ALPHAS) for level, p in p_novel.items()}
     return {"folds": folds,
             "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)),
             "star_accuracy_mean": float(star_acc.mean()),
@@ -259,6 +278,7 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
             "star_recall": {CLASSES[k]: star_recall[CLASSES[k]] for k in present},
             "support": {CLASSES[k]: int((label == k).sum()) for k in present},
             "star_support": {CLASSES[k]: int((star_label == k).sum()) for k in present},
+            "conformal": conformal,
             "train_s": [round(s, 1) for s in seconds]}
 
 
@@ -273,14 +293,17 @@ def leave_one_class_out(params: dict, workdir: Path, arrays: dict) -> dict[str, 
         label = arrays["label"].copy()
         label[label == k] = -1
         out = train_run(params, workdir, arrays, label, 0, f"without-{name}")
-        novel = out["subset"] == "novel"
+        novel = out["subset"] == "novel_test"
         scores = metrics.novelty_scores(out["energy"], novel, {})
-        ids, means = metrics.star_means(out["star_id"], energy=out["energy"],
-                                        novel=novel.astype(float))
-        star_scores = metrics.novelty_scores(means["energy"], means["novel"] > 0.5, {})
+        star = out["levels"]["star"]
+        star_scores = metrics.novelty_scores(star["energy"], star["label"] < 0, {})
+        conformal = metrics.conformal_scores(star["p_novel"], star["label"] < 0, [0.05])
         results[name] = {"auroc": scores["auroc"], "auprc": scores["auprc"],
                          "star_auroc": star_scores["auroc"], "n_known": scores["n_known"],
-                         "n_novel": scores["n_novel"], "train_s": round(out["seconds"], 1)}
+                         "n_novel": scores["n_novel"],
+                         "star_false_alarm_rate": conformal["alpha0.05_false_alarm_rate"],
+                         "star_recall": conformal["alpha0.05_recall"],
+                         "train_s": round(out["seconds"], 1)}
     return results
 
 
@@ -313,9 +336,17 @@ def markdown(result: dict) -> str:
         f"{cls['accuracy_std']:.1%}** per sequence, {cls['star_accuracy_mean']:.1%} ± "
         f"{cls['star_accuracy_std']:.1%} per star.",
         "",
+        "Conformal novelty flag on the test stars (all of known classes, pooled over the "
+        "folds): false-alarm rate " + ", ".join(
+            f"{cls['conformal']['star'][f'alpha{a:g}_false_alarm_rate']:.3f} at α = {a:g} "
+            f"(± {cls['conformal']['star'][f'alpha{a:g}_false_alarm_se']:.3f})"
+            for a in ALPHAS) + " per star; " + ", ".join(
+            f"{cls['conformal']['sequence'][f'alpha{a:g}_false_alarm_rate']:.3f}"
+            for a in ALPHAS) + " per sequence.",
+        "",
         "| class | sequences | recall | stars | star recall | left-out AUROC | star AUROC | "
-        "Deep SVDD AUROC |",
-        "|---|---|---|---|---|---|---|---|",
+        "star FAR / recall at α = 0.05 | Deep SVDD AUROC |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, recall in cls["recall"].items():
         novelty = loco.get(name, {})
@@ -324,7 +355,8 @@ def markdown(result: dict) -> str:
             f"| {names.get(name, name)} | {cls['support'][name]} | {recall:.3f} | "
             f"{cls['star_support'][name]} | {cls['star_recall'][name]:.3f} | "
             f"{_num(novelty.get('auroc'))} | {_num(novelty.get('star_auroc'))} | "
-            f"{_num(paper)} |")
+            f"{_num(novelty.get('star_false_alarm_rate'))} / {_num(novelty.get('star_recall'))} "
+            f"| {_num(paper)} |")
     lines += ["", "Per fold (sequence accuracy): "
               + ", ".join(f"{f['accuracy']:.3f}" for f in cls["folds"]) + "."]
     return "\n".join(lines) + "\n"

@@ -72,7 +72,7 @@ def train_one(variant: str, params: dict[str, Any], target: float, workdir: Path
     started = time.perf_counter()
     with common.project_dir(workdir) as project:
         out_dir = project / "models" / f"reconstruction-{variant}"
-        result = train_variant(variant, params, out_dir, register=False, restart=True)
+        train_variant(variant, params, out_dir, register=False, restart=True)
         history = pd.read_csv(out_dir / "history.csv")
     total_s = time.perf_counter() - started
     history["wall_s"] = history["time_s"].cumsum()
@@ -83,8 +83,7 @@ def train_one(variant: str, params: dict[str, Any], target: float, workdir: Path
         "reached": None if first is None else {"epoch": int(first["epoch"]) + 1,
                                                "phase": first["phase"],
                                                "wall_s": round(float(first["wall_s"]), 1)},
-        "valid_accuracy": result["valid_accuracy"], "valid_recon_r2": result["valid_recon_r2"],
-        "novelty_auroc": result["novelty_auroc"],
+        **common.test_scores(out_dir),
         "history": history[["epoch", "phase", "val_recon_r2", "val_accuracy", "wall_s"]]
         .round(4).to_dict(orient="list"),
     }
@@ -98,8 +97,8 @@ def run(quick: bool = False, settings: tuple[str, ...] = (),
     survey = common.default_survey()
     workdir = common.WORK_DIR / "default"
     sequences = files.read_npz(workdir / "data" / "processed" / "sequences.npz")
-    valid = files.read_npz(workdir / "data" / "processed" / "split.npz")["valid"]
-    reference = float(np.nanmedian(fourier_r2(sequences, valid)))
+    test = files.read_npz(workdir / "data" / "processed" / "split.npz")["test"]
+    reference = float(np.nanmedian(fourier_r2(sequences, test)))
     target = TARGET_FRACTION * reference
     machine = common.machine()
     runs = [train_one(v, params, target, workdir) for v in variants]
@@ -112,7 +111,7 @@ def run(quick: bool = False, settings: tuple[str, ...] = (),
         "model": params["model"],
         "train": {k: v for k, v in params["train"].items() if k != "variants"},
         "survey": {k: v for k, v in survey.items() if k != "recipe"},
-        "fourier_reference": {"harmonics": HARMONICS, "median_valid_r2": round(reference, 4)},
+        "fourier_reference": {"harmonics": HARMONICS, "median_test_r2": round(reference, 4)},
         "target_r2": round(target, 4), "runs": runs, "load_after": common.load(),
     }
 

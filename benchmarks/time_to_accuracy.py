@@ -92,8 +92,9 @@ def run(quick: bool = False, overlay: str | None = None, epochs: int | None = No
     machine = common.machine()
     with common.project_dir(common.WORK_DIR / "default") as project:
         out_dir = project / "models" / "time-to-accuracy"
-        metrics = train_variant("joint", params, out_dir, callbacks=[recorder], register=False,
-                                restart=True)
+        train_variant("joint", params, out_dir, callbacks=[recorder], register=False,
+                      restart=True)
+        final = common.test_scores(out_dir)
     total_s = time.perf_counter() - recorder.started
     steps_per_epoch = max(survey["train_sequences"] // cfg.batch_size, 1)
     reached = {}
@@ -112,8 +113,7 @@ def run(quick: bool = False, overlay: str | None = None, epochs: int | None = No
                                             if k != "variants"},
         "survey": {k: v for k, v in survey.items() if k != "recipe"},
         "epoch_cap": cap, "epochs_run": len(recorder.rows), "steps_per_epoch": steps_per_epoch,
-        "reached": reached, "final_valid_accuracy": metrics["valid_accuracy"],
-        "novelty_auroc": metrics["novelty_auroc"], "total_s": round(total_s, 1),
+        "reached": reached, **final, "total_s": round(total_s, 1),
         "history": recorder.rows, "paper": paper_reference(), "load_after": common.load(),
     }
 

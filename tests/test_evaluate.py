@@ -14,6 +14,8 @@ from varnet.core import files
 from varnet.core.errors import VarnetError
 from varnet.core.taxonomy import CLASSES
 from varnet.evaluation import baseline, evaluate
+from varnet.scoring import calibration
+from varnet.scoring.calibration import Calibration
 
 K = len(CLASSES)
 VARIANTS = {"joint": {"mode": "joint", "photometric": False},
@@ -21,35 +23,39 @@ VARIANTS = {"joint": {"mode": "joint", "photometric": False},
             "joint-phot": {"mode": "joint", "photometric": True}}
 
 
-def fake_model_dir(root: Path, name: str, seed: int, n_stars: int = 48, per_star: int = 3,
-                   n_var_stars: int = 10) -> Path:
+def fake_model_dir(root: Path, name: str, seed: int, n_stars: int = 72, per_star: int = 3,
+                   n_var_stars: int = 20) -> Path:
     """A trained variant's files with separable classes and high VAR energies.
 
-    Every class has train and valid stars (alternating blocks of K stars); each star has
-    ``per_star`` sequences; the embedding is noise and the aux features (fake_sequences)
-    carry the class.
+    Every class has train, valid and test stars (blocks of K stars in turn); each star has
+    ``per_star`` sequences; the VAR stars alternate between novel_valid and novel_test; the
+    embedding is noise and the aux features (fake_sequences) carry the class.
     """
     rng = np.random.default_rng(seed)
     star_label = np.arange(n_stars) % K
-    star_subset = np.where(np.arange(n_stars) // K % 2 == 0, "train", "valid")
+    star_subset = np.array(["train", "valid", "test"])[np.arange(n_stars) // K % 3]
     label = np.repeat(np.r_[star_label, -np.ones(n_var_stars, int)], per_star)
-    subset = np.repeat(np.r_[star_subset, ["novel"] * n_var_stars], per_star)
+    novel = np.array(["novel_valid", "novel_test"])[np.arange(n_var_stars) % 2]
+    subset = np.repeat(np.r_[star_subset, novel], per_star)
     star_id = np.repeat([f"S{i:03d}" for i in range(n_stars + n_var_stars)], per_star)
     n = label.size
     logits = rng.normal(size=(n, K))
     logits[label >= 0, label[label >= 0]] += 3.0
     gamma = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     energy = rng.normal(size=n) + np.where(label < 0, 3.0, 0.0)
-    train_energy = energy[subset == "train"]
+    class_energy = rng.normal(size=(n, K))
     model_dir = root / name
     model_dir.mkdir(parents=True)
     files.write_npz(model_dir / "predictions.npz", index=np.arange(n), subset=subset,
                  label=label, star_id=star_id, gamma=gamma, energy=energy,
-                 class_energy=rng.normal(size=(n, K)), embedding=rng.normal(size=(n, 4)),
+                 class_energy=class_energy, embedding=rng.normal(size=(n, 4)),
                  features=rng.normal(size=(n, 6)), reconstruction=rng.normal(size=(n, 5)),
                  recon_r2=rng.uniform(0.2, 0.9, size=n))
-    files.write_json({p: float(np.percentile(train_energy, float(p))) for p in ("80", "95")},
-                  model_dir / "thresholds.json")
+    train, valid = subset == "train", subset == "valid"
+    files.write_json(calibration.novelty_thresholds(star_id[train], energy[train], [80, 95]),
+                     model_dir / "thresholds.json")
+    Calibration.fit(star_id[valid], label[valid], gamma[valid], energy[valid],
+                    class_energy[valid]).save(model_dir / "calibration.npz")
     files.write_json({**VARIANTS[name], "model": {"embedding": 4}}, model_dir / "variant.json")
     pd.DataFrame({"epoch": np.arange(5), "val_ae_loss": np.linspace(2, 1, 5),
                   "val_accuracy": np.linspace(0.2, 0.9, 5)}).to_csv(model_dir / "history.csv",
@@ -87,29 +93,42 @@ def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
     result = json.loads((reports / "metrics.json").read_text())
     assert set(result) == {"joint", "sequential"}          # joint-phot is not trained: skipped
     headline = json.loads((reports / "headline.json").read_text())
+    star = result["joint"]["star"]
     assert headline["joint"] == {
         "accuracy": result["joint"]["sequence"]["accuracy"],
-        "star_accuracy": result["joint"]["star"]["accuracy"],
+        "star_accuracy": star["accuracy"],
         "novelty_auroc": result["joint"]["sequence"]["novelty"]["auroc"],
-        "reconstruction_r2": result["joint"]["sequence"]["reconstruction_r2"]}
+        "reconstruction_r2": result["joint"]["sequence"]["reconstruction_r2"],
+        "star_false_alarm_rate_alpha0.05": star["conformal"]["alpha0.05_false_alarm_rate"],
+        "star_ece_calibrated": star["calibration"]["ece_calibrated"]}
     assert "joint-phot: not trained" in capsys.readouterr().out
     for level in ("sequence", "star"):
         m = result["joint"][level]
         assert 0.5 < m["accuracy"] <= 1 and set(m["recall"]) == set(CLASSES)
         assert {"p80_f1", "p95_precision", "auroc", "auprc"} <= set(m["novelty"])
         assert m["novelty"]["auroc"] > 0.9
-    assert result["joint"]["sequence"]["n_valid"] == 24 * 3
-    assert result["joint"]["star"]["n_valid"] == 24
+    # everything reported is read from test + novel_test only
+    assert result["joint"]["sequence"]["n_known"] == 24 * 3
+    assert result["joint"]["star"]["n_known"] == 24
     assert result["joint"]["star"]["novelty"]["n_novel"] == 10
+    assert result["joint"]["star"]["novelty"]["n_known"] == 24
+    for level in ("sequence", "star"):
+        conformal = result["joint"][level]["conformal"]
+        assert {"alpha0.01_false_alarm_rate", "alpha0.05_recall", "alpha0.1_false_alarm_se"
+                } <= set(conformal)
+        assert conformal["alpha0.1_recall"] > 0.5   # VAR energies are 3 sigma higher
+        assert result["joint"][level]["calibration"]["temperature"] > 0
 
     table = (reports / "table2.md").read_text()
     assert "## Per sequence" in table and "## Per star" in table
     assert "98.8% (99.1%)" in table and "0.885 (0.898)" in table   # the paper's numbers
     assert "RF accuracy, embedding + aux" in table
     assert "Reconstruction R² (median)" in table
+    assert "Conformal α = 0.05: false-alarm rate" in table and "ECE, calibrated" in table
+    assert "Every number is read from the test set" in table
     assert 0.2 < result["joint"]["sequence"]["reconstruction_r2"] < 0.9
     for name in ("confusion_joint.png", "energy_sequential.png", "ae_loss.png",
-                 "reconstruction_joint.png"):
+                 "reconstruction_joint.png", "reliability_joint.png"):
         assert (reports / "figures" / "evaluation" / name).stat().st_size > 1000
     confusion = pd.read_csv(reports / "plots" / "confusion" / "joint.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 72
@@ -120,13 +139,15 @@ def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
 
 def test_star_level_averages_gamma_and_energy_within_a_subset(tmp_path):
     predictions = files.read_npz(fake_model_dir(tmp_path, "joint", 3) / "predictions.npz")
-    stars = evaluate.star_level(predictions, ("valid", "novel"))
-    rows = predictions["star_id"] == "S009"
-    assert stars["star_id"][1] == "S009" and stars["subset"][1] == "valid"
+    stars = evaluate.star_level(predictions, ("test", "novel_test"))
+    rows = predictions["star_id"] == "S017"
+    assert stars["star_id"][1] == "S017" and stars["subset"][1] == "test"
     np.testing.assert_allclose(stars["gamma"][1], predictions["gamma"][rows].mean(axis=0))
+    np.testing.assert_allclose(stars["class_energy"][1],
+                               predictions["class_energy"][rows].mean(axis=0))
     assert stars["energy"][1] == pytest.approx(predictions["energy"][rows].mean())
     assert stars["label"][1] == 1
-    assert (stars["label"][stars["subset"] == "novel"] == -1).all()
+    assert (stars["label"][stars["subset"] == "novel_test"] == -1).all()
 
 
 def test_missing_threshold_for_a_requested_percentile_is_a_clear_error(workspace):
@@ -149,7 +170,7 @@ def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
     sequences_file = root / "sequences.npz"
     files.write_npz(sequences_file, **fake_sequences(len(predictions["label"]),
                                                   predictions["label"]))
-    params = {**params, "baseline": {"n_estimators": [10], "criterion": ["gini"],
+    params = {**params, "baseline": {"n_estimators": [50], "criterion": ["gini"],
                                      "max_features": [0.3, 0.5], "min_samples_leaf": [1],
                                      "cv": 2, "n_jobs": 1, "cv_max_sequences": 60}}
     reports = root / "reports"
@@ -158,11 +179,11 @@ def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
     result = json.loads((reports / "baseline.json").read_text())
     joint = result["joint"]
     # the random embedding carries no class; the aux features carry it perfectly
-    assert joint["embedding_aux"]["sequence"]["valid_accuracy"] == 1.0
-    assert joint["embedding_aux"]["star"]["valid_accuracy"] == 1.0
-    assert joint["embedding"]["sequence"]["valid_accuracy"] < 0.5
+    assert joint["embedding_aux"]["sequence"]["test_accuracy"] == 1.0
+    assert joint["embedding_aux"]["star"]["test_accuracy"] == 1.0
+    assert joint["embedding"]["sequence"]["test_accuracy"] < 0.5
     assert joint["embedding_aux"]["n_features"] == 4 + 3
-    assert joint["embedding_aux"]["n_search"] == 60       # searched on a subset, refit on 72
+    assert joint["embedding_aux"]["n_search"] == 48  # 2 of each class's 3 stars; refit on all
     assert set(joint["embedding"]["best_params"]) == {"n_estimators", "criterion",
                                                       "max_features", "min_samples_leaf"}
     assert "| joint | embedding_aux | 100.0% |" in (reports / "baseline.md").read_text()

@@ -136,3 +136,20 @@ def test_missing_entries_are_ignored_by_fit_and_energy(sample):
     # an observed sample scores exactly as without a mask
     full = gmm.energy_numpy(z, fit_a)[0]
     np.testing.assert_allclose(energy_a[rows], full[rows], rtol=1e-12)
+
+
+def test_energy_with_missing_entries_is_the_marginal_likelihood(sample):
+    """Issue 10: a missing entry is integrated out, N(z_o | mu_o, Sigma_oo), not set to the mean."""
+    z, gamma = sample
+    params = gmm.fit_numpy(z, gamma, jitter=1e-4)
+    observed = np.ones_like(z)
+    observed[::3, -2:] = 0.0   # two entries missing together, as Gaia's three do
+    observed[1::5, 0] = 0.0    # and another pattern
+    energy, class_energy = gmm.energy_numpy(np.where(observed > 0, z, 0.0), params, observed)
+    for i in range(N):
+        o = observed[i] > 0
+        log_joint = [np.log(params["phi"][k]) + multivariate_normal(
+            params["mu"][k][o], params["sigma"][k][np.ix_(o, o)]).logpdf(z[i, o])
+            for k in range(K)]
+        assert energy[i] == pytest.approx(-logsumexp(log_joint), rel=1e-8, abs=1e-8)
+        np.testing.assert_allclose(class_energy[i], -np.asarray(log_joint), rtol=1e-8)

@@ -72,7 +72,7 @@ def test_level_metrics_use_known_rows_for_accuracy_and_known_plus_novel_for_nove
     assert result["accuracy"] == pytest.approx(2 / 3)
     assert result["recall"] == {"A": 1.0, "B": 0.5}
     assert result["novelty"]["p95_recall"] == 0.5 and result["novelty"]["p95_precision"] == 1.0
-    assert result["n_valid"] == 3
+    assert result["n_known"] == 3
 
 
 def test_released_run_novelty_scores_are_reproduced(shared_data):

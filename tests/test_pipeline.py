@@ -26,7 +26,7 @@ def tiny_params() -> dict:
     params["survey"]["synthetic"].update(n_stars=160, min_stars_per_class=14)
     params["cuts"].update(max_ss_resid=None, min_class_probability=0.5, min_epochs=100)
     params["sequences"]["length"] = 100
-    params["split"].update(n_splits=2)
+    params["split"].update(n_splits=3)
     params["model"].update(embedding=4, gru_units=8, gru_layers=1)
     params["train"].update(epochs=2, estimation_epochs=2, batch_size=64,
                            variants={"joint": {"mode": "joint", "photometric": False}})
@@ -57,11 +57,15 @@ def test_every_stage_runs_and_hands_over_to_the_next(project):
     split = files.read_npz(schema.SPLIT_FILE)
     assert sequences["X"].shape[1:] == (100, 2)
     train_stars = set(sequences["star_id"][split["train"]])
-    assert not train_stars & set(sequences["star_id"][split["valid"]])
-    assert (sequences["label"][split["novel"]] == -1).all()
+    for held in ("valid", "test"):
+        assert not train_stars & set(sequences["star_id"][split[held]])
+    for novel in ("novel_valid", "novel_test"):
+        assert (sequences["label"][split[novel]] == -1).all()
+    assert json.loads(Path("reports/split.json").read_text())["test_sequences"] > 0
 
     model_dir = Path("models/joint")
-    for name in ("model.keras", "gmm.npz", "thresholds.json", "predictions.npz", "run.json"):
+    for name in ("model.keras", "gmm.npz", "thresholds.json", "calibration.npz",
+                 "predictions.npz", "run.json"):
         assert (model_dir / name).exists(), name
     gmm = files.read_npz(model_dir / "gmm.npz")
     assert np.isclose(gmm["phi"].sum(), 1.0)
@@ -78,5 +82,6 @@ def test_every_stage_runs_and_hands_over_to_the_next(project):
     assert "joint" in json.dumps(metrics)
     assert "Joint" in Path("reports/table2.md").read_text()
     figures = {p.name for p in Path("reports/figures/evaluation").glob("*.png")}
-    assert {"confusion_joint.png", "energy_joint.png", "ae_loss.png"} <= figures
+    assert {"confusion_joint.png", "energy_joint.png", "ae_loss.png",
+            "reliability_joint.png"} <= figures
     assert os.path.getsize("reports/baseline.json") > 0

@@ -9,7 +9,9 @@ import tiny_project
 
 from varnet.core.errors import VarnetError
 from varnet.core.taxonomy import CLASSES
-from varnet.scoring import lightcurves, pyfunc
+from varnet.prepare.split import split_indices
+from varnet.scoring import calibration, lightcurves, pyfunc
+from varnet.scoring.calibration import Calibration, LevelCalibration
 
 LENGTH = 20
 
@@ -17,11 +19,15 @@ LENGTH = 20
 class FakeScorer:
     """Deterministic stand-in for varnet.scoring.inference.Scorer: outputs are functions of aux."""
 
-    thresholds = {"80": 13.5, "95": 14.5}
+    thresholds = {"sequence": {"80": 13.5, "95": 14.5}, "star": {"80": 13.4, "95": 14.4}}
     classes = CLASSES
 
     def __init__(self):
         self.calls = []
+        energy = np.linspace(12.0, 15.0, 19)
+        cal = LevelCalibration(energy, energy[:, None] + np.arange(len(CLASSES)),
+                               np.arange(19) % len(CLASSES), temperature=2.0)
+        self.calibration = Calibration({"sequence": cal, "star": cal})
 
     def predict(self, X, aux, phot=None, batch_size=500):
         self.calls.append((X.shape, phot))
@@ -59,10 +65,23 @@ def test_stars_are_scored_in_input_order_with_per_star_means(prep):
     probs = out[[f"prob_{c}" for c in CLASSES]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     assert (out["class"] == np.asarray(CLASSES)[probs.argmax(axis=1)]).all()
-    # novel flags are energy >= the model's thresholds
-    assert (out["novel_p80"] == (out["energy"] >= 13.5)).all()
-    assert (out["novel_p95"] == (out["energy"] >= 14.5)).all()
+    # the paper's flags: energy >= the model's star-level thresholds
+    assert (out["novel_p80"] == (out["energy"] >= 13.4)).all()
+    assert (out["novel_p95"] == (out["energy"] >= 14.4)).all()
     assert out["note"].isna().all()
+    # calibrated probabilities: temperature 2 on the mean γ, same class; the raw γ beside them
+    gamma = out[[f"gamma_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(probs, calibration.scale(gamma, 2.0))
+    assert (probs.max(axis=1) < gamma.max(axis=1)).all()
+    # p_novel counts the 19 validation energies at or above the star's energy
+    cal = scorer.calibration["star"].energy
+    want = [(1 + np.sum(cal >= e)) / 20 for e in out["energy"]]
+    np.testing.assert_allclose(out["p_novel"], want)
+    assert (out["novel"] == (out["p_novel"] <= 0.05)).all()
+    strict = lightcurves.score_lightcurves(scorer, prep, lc, alpha=0.5)
+    assert (strict["novel"] == (out["p_novel"] <= 0.5)).all()
+    with pytest.raises(lightcurves.InputError, match="alpha"):
+        lightcurves.score_lightcurves(scorer, prep, lc, alpha=1.5)
 
     sequences = lightcurves.score_lightcurves(scorer, prep, lc, level="sequence")
     assert sequences["id"].tolist() == ["b", "b", "a"]
@@ -165,11 +184,11 @@ def test_malformed_requests_raise_a_clear_input_error(prep, frame, params, messa
 
 
 def test_signature_and_input_example_agree(prep):
-    sig = pyfunc.signature(FakeScorer.thresholds)
+    sig = pyfunc.signature(list(FakeScorer.thresholds["star"]))
     example = pyfunc.input_example(prep)
     assert sig.inputs.required_input_names() == ["id", "time", "mag", "err"]
     assert set(example.columns) <= set(sig.inputs.input_names())
-    assert sig.params.to_dict()[0]["name"] == "level"
+    assert [p["name"] for p in sig.params.to_dict()] == ["level", "alpha"]
     out = lightcurves.score_lightcurves(FakeScorer(), prep, example)
     assert list(out.columns) == [c for c in sig.outputs.input_names() if c != "sequence"]
 
@@ -200,12 +219,9 @@ def registered(tmp_path_factory):
     with tiny_project.inside(root):
         catalog, curves = _survey(np.random.default_rng(0), LENGTH)
         arrays = build_sequences(catalog, curves, LENGTH)[0]
-        known = arrays["label"] >= 0
-        in_valid = np.isin(arrays["star_id"], [f"star{i:02d}" for i in range(2, 24, 3)])
-        train, valid = np.flatnonzero(known & ~in_valid), np.flatnonzero(known & in_valid)
         files.write_npz(schema.SEQUENCES_FILE, **arrays)
-        files.write_npz(schema.SPLIT_FILE, train=train, valid=valid,
-                     novel=np.flatnonzero(arrays["label"] < 0))
+        files.write_npz(schema.SPLIT_FILE, **split_indices(arrays["label"], arrays["star_id"],
+                                                           n_splits=3))
         params = {
             "model": {"embedding": 3, "gru_units": 4, "gru_layers": 1},
             "train": {"epochs": 1, "estimation_epochs": 1, "batch_size": 32,

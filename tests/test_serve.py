@@ -24,6 +24,7 @@ import pytest
 import tiny_project
 
 from varnet.cli import main as varnet_main
+from varnet.core.taxonomy import CLASSES
 
 pytestmark = pytest.mark.timeout(300)
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -129,6 +130,49 @@ def test_http_answers_equal_varnet_score(server, tmp_path):
     status, answer = post(f"{url}/invocations", request_body(lc[lc["id"] == "m0"],
                                                              level="sequence"))
     assert status == 200 and pd.DataFrame(answer["predictions"])["sequence"].tolist() == [0, 1]
+
+
+def test_one_scoring_path_evaluate_score_and_http_agree(server, tmp_path):
+    """Issue 10: the test stars scored by `varnet evaluate` (from the training's predictions),
+    by `varnet score` and by the HTTP server get the same class, calibrated probabilities,
+    energies and conformal p-values."""
+    from varnet.core import files
+    from varnet.core.schema import ModelFolder
+    from varnet.evaluation import evaluate
+
+    root, url = server
+    folder = ModelFolder(root / "models" / "joint")
+    result = evaluate.evaluate_variant("joint", folder, [80, 95], [0.05])
+    stars = result.levels["star"]
+    assert set(stars["subset"]) == {"test", "novel_test"}
+    catalog, lc = tiny_project.survey()
+    lc = lc[lc["id"].isin(stars["star_id"])].copy()
+    lc["period"] = lc["id"].map(catalog.set_index("id")["period"])
+    lc.to_csv(tmp_path / "test-stars.csv", index=False)
+    with tiny_project.inside(root):
+        assert varnet_main(["score", str(tmp_path / "test-stars.csv"), "-o",
+                            str(tmp_path / "scores.csv")]) == 0
+    scored = pd.read_csv(tmp_path / "scores.csv", dtype={"id": str}).set_index("id")
+    status, answer = post(f"{url}/invocations", request_body(lc))
+    assert status == 200, answer
+    served = pd.DataFrame(answer["predictions"]).set_index("id")
+
+    order = list(stars["star_id"])
+    expected = pd.DataFrame({"class": np.asarray(CLASSES)[stars["gamma"].argmax(axis=1)],
+                             "energy": stars["energy"], "p_novel": stars["p_novel"],
+                             **{f"prob_{c}": stars["prob"][:, k] for k, c in enumerate(CLASSES)},
+                             **{f"gamma_{c}": stars["gamma"][:, k]
+                                for k, c in enumerate(CLASSES)},
+                             **{f"p_{c}": stars["p_class"][:, k] for k, c in enumerate(CLASSES)}},
+                            index=order)
+    numeric = [c for c in expected.columns if c != "class"]
+    for name, got in (("varnet score", scored), ("HTTP", served)):
+        got = got.loc[order]
+        assert got["class"].tolist() == expected["class"].tolist(), name
+        np.testing.assert_allclose(got[numeric].to_numpy(float), expected[numeric].to_numpy(),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    thresholds = files.read_json(folder.thresholds)["star"]
+    assert (served.loc[order, "novel_p95"] == (stars["energy"] >= thresholds["95"])).all()
 
 
 def test_malformed_requests_get_json_errors_and_the_server_survives(server):

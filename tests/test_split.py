@@ -1,7 +1,9 @@
-"""Split: grouped by star (no star on both sides) or the paper's split by sequence; VAR apart."""
+"""Split: train/valid/test grouped by star (each star in one set) or by sequence (the paper's
+assignment); the VAR stars halved into novel_valid and novel_test."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -31,36 +33,52 @@ def survey_labels(stars_per_class: int = 15, var_stars: int = 10, seed: int = 0
     return np.array(labels, dtype=np.int16)[order], np.array(stars)[order]
 
 
-def test_star_split_keeps_every_star_on_one_side_and_stratifies():
+def test_star_split_puts_every_star_in_one_set_and_stratifies():
     label, star = survey_labels()
     split = split_indices(label, star, by="star", n_splits=5, fold=0, seed=0)
-    assert not set(star[split["train"]]) & set(star[split["valid"]])
+    assert list(split) == list(schema.SPLIT_ARRAYS)
+    stars = {name: set(star[index]) for name, index in split.items()}
+    for a, b in itertools.combinations(split, 2):
+        assert not stars[a] & stars[b], f"{a} and {b} share stars"
     known = np.flatnonzero(label >= 0)
-    np.testing.assert_array_equal(np.sort(np.r_[split["train"], split["valid"]]), known)
-    for k in range(K):
-        in_valid = np.unique(star[split["valid"]][label[split["valid"]] == k]).size
-        assert 2 <= in_valid <= 4, f"class {k}: {in_valid} of 15 stars in validation"
-    assert 0.12 < split["valid"].size / known.size < 0.28
-    for name in ("train", "valid", "novel"):
-        assert split[name].dtype == np.int64
+    np.testing.assert_array_equal(np.sort(np.r_[split["train"], split["valid"], split["test"]]),
+                                  known)
+    for name in ("valid", "test"):
+        for k in range(K):
+            held = np.unique(star[split[name]][label[split[name]] == k]).size
+            assert 2 <= held <= 4, f"class {k}: {held} of 15 stars in {name}"
+        assert 0.12 < split[name].size / known.size < 0.28
+    for index in split.values():
+        assert index.dtype == np.int64
 
 
-def test_var_never_enters_train_or_valid_and_all_of_it_is_novel():
+def test_var_is_never_trained_on_and_is_halved_by_star():
     label, star = survey_labels()
     for by in ("star", "sequence"):
         split = split_indices(label, star, by=by)
-        assert (label[split["train"]] >= 0).all() and (label[split["valid"]] >= 0).all()
-        np.testing.assert_array_equal(split["novel"], np.flatnonzero(label == -1))
+        for name in ("train", "valid", "test"):
+            assert (label[split[name]] >= 0).all()
+        novel = np.sort(np.r_[split["novel_valid"], split["novel_test"]])
+        np.testing.assert_array_equal(novel, np.flatnonzero(label == -1))
+        assert not set(star[split["novel_valid"]]) & set(star[split["novel_test"]])
+        assert np.unique(star[split["novel_valid"]]).size == 5  # of the 10 VAR stars
 
 
-def test_sequence_split_is_exactly_the_papers_stratified_kfold():
+def test_sequence_split_uses_the_papers_stratified_kfold():
     label, star = survey_labels()
     split = split_indices(label, star, by="sequence")
     known = np.flatnonzero(label >= 0)
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(known, label[known])
-    train, valid = next(folds)
-    np.testing.assert_array_equal(split["train"], known[train])
-    np.testing.assert_array_equal(split["valid"], known[valid])
+    folds = [held for _, held in StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+             .split(known, label[known])]
+    np.testing.assert_array_equal(split["test"], np.sort(known[folds[0]]))
+    np.testing.assert_array_equal(split["valid"], np.sort(known[folds[1]]))
+    np.testing.assert_array_equal(split["train"], np.sort(known[np.r_[tuple(folds[2:])]]))
+
+
+def test_fewer_than_three_folds_is_refused():
+    label, star = survey_labels()
+    with pytest.raises(VarnetError, match="at least 3"):
+        split_indices(label, star, n_splits=2)
 
 
 def test_split_is_deterministic_and_seeded():
@@ -91,7 +109,7 @@ def test_classes_absent_from_the_survey_are_allowed():
     label[label == sr] = -1
     split = split_indices(label, star, by="star")
     assert not (label[split["train"]] == sr).any()
-    assert (label[split["train"]] >= 0).all() and split["novel"].size > 0
+    assert (label[split["train"]] >= 0).all() and split["novel_test"].size > 0
 
 
 def test_command_writes_indices_and_counts(tmp_path, monkeypatch, capsys):
@@ -101,15 +119,18 @@ def test_command_writes_indices_and_counts(tmp_path, monkeypatch, capsys):
                  classes=np.asarray(taxonomy.CLASSES, dtype=str))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": {"by": "star", "seed": 1}}))
     assert cli.main(["split"]) == 0
-    assert "stars with sequences in both train and valid: 0" in capsys.readouterr().out
+    assert "stars in two sets: none" in capsys.readouterr().out
     written = files.read_npz(schema.SPLIT_FILE)
     expected = split_indices(label, star, by="star", seed=1)
-    for name in ("train", "valid", "novel"):
+    for name in schema.SPLIT_ARRAYS:
         np.testing.assert_array_equal(written[name], expected[name])
     report = json.loads((schema.REPORTS_DIR / "split.json").read_text())
-    assert report["train_sequences"] + report["valid_sequences"] == int((label >= 0).sum())
-    assert report["novel"]["stars"] == 10
-    assert sum(c["stars"] for c in report["per_class"]["valid"].values()) > 0
+    assert (report["train_sequences"] + report["valid_sequences"] + report["test_sequences"]
+            == int((label >= 0).sum()))
+    assert report["novel"]["novel_valid"]["stars"] + report["novel"]["novel_test"]["stars"] == 10
+    for name in ("valid", "test"):
+        assert sum(c["stars"] for c in report["per_class"][name].values()) > 0
+    assert not any(report["stars_shared"].values())
 
 
 def test_bad_split_params_are_a_message(tmp_path, monkeypatch, capsys):

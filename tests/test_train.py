@@ -14,6 +14,8 @@ import yaml
 
 from varnet import cli
 from varnet.core import files, schema, taxonomy
+from varnet.prepare.split import split_indices
+from varnet.scoring.calibration import Calibration
 from varnet.scoring.inference import Scorer
 from varnet.training.train import load_data, train_variant
 
@@ -57,10 +59,8 @@ def project(tmp_path, monkeypatch) -> dict:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     arrays = tiny_sequences()
     files.write_npz(schema.SEQUENCES_FILE, **arrays)
-    known = np.flatnonzero(arrays["label"] >= 0)
-    valid = known[::4]
-    files.write_npz(schema.SPLIT_FILE, train=np.setdiff1d(known, valid), valid=valid,
-                 novel=np.flatnonzero(arrays["label"] < 0))
+    files.write_npz(schema.SPLIT_FILE, **split_indices(arrays["label"], arrays["star_id"],
+                                                       n_splits=4))
     params = {
         "model": {"embedding": 4, "gru_units": 4},
         "train": {"epochs": 3, "estimation_epochs": 2, "batch_size": 16, "learning_rate": 1e-2,
@@ -97,24 +97,32 @@ def test_joint_writes_its_artefacts_and_a_registered_run(project):
     result = train_variant("joint", project, out, register=register)
 
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["model.keras", "gmm.npz", "thresholds.json", "predictions.npz", "history.csv",
-         "variant.json", "run.json"])  # no checkpoint or staging left behind
+        ["model.keras", "gmm.npz", "thresholds.json", "calibration.npz", "predictions.npz",
+         "history.csv", "variant.json", "run.json"])  # no checkpoint or staging left behind
     pred = files.read_npz(out / "predictions.npz")
     split = files.read_npz(schema.SPLIT_FILE)
-    assert list(np.unique(pred["subset"])) == ["novel", "train", "valid"]
+    assert sorted(np.unique(pred["subset"])) == sorted(schema.SPLIT_ARRAYS)
     np.testing.assert_array_equal(np.sort(pred["index"]),
-                                  np.sort(np.r_[split["train"], split["valid"], split["novel"]]))
+                                  np.sort(np.concatenate([split[s] for s in split])))
     assert pred["gamma"].shape == (len(pred["index"]), len(taxonomy.CLASSES))
     assert pred["features"].shape[1] == 4 + 5 and pred["embedding"].shape[1] == 4
     assert pred["energy"].dtype == np.float64 and np.isfinite(pred["energy"]).all()
-    np.testing.assert_array_equal(pred["label"][pred["subset"] == "novel"], -1)
+    np.testing.assert_array_equal(pred["label"][np.isin(pred["subset"], schema.NOVEL_SUBSETS)],
+                                  -1)
 
     gmm = files.read_npz(out / "gmm.npz")
     assert gmm["sigma"].shape == (8, 9, 9) and gmm["sigma"].dtype == np.float64
     thresholds = files.read_json(out / "thresholds.json")
-    train_energy = pred["energy"][pred["subset"] == "train"]
-    assert thresholds["80"] == pytest.approx(np.percentile(train_energy, 80))
-    assert thresholds["80"] < thresholds["95"]
+    train = pred["subset"] == "train"
+    assert thresholds["sequence"]["80"] == pytest.approx(np.percentile(pred["energy"][train], 80))
+    star_energy = pd.Series(pred["energy"][train]).groupby(pred["star_id"][train]).mean()
+    assert thresholds["star"]["80"] == pytest.approx(np.percentile(star_energy, 80))
+    assert thresholds["sequence"]["80"] < thresholds["sequence"]["95"]
+    # the conformal calibration is the validation set's, never test's
+    calibration = Calibration.load(out / "calibration.npz")
+    valid = pred["subset"] == "valid"
+    np.testing.assert_allclose(calibration["sequence"].energy, pred["energy"][valid])
+    assert calibration["star"].energy.size == np.unique(pred["star_id"][valid]).size
 
     history = pd.read_csv(out / "history.csv")
     assert list(history["epoch"]) == [0, 1, 2]
@@ -134,7 +142,9 @@ def test_joint_writes_its_artefacts_and_a_registered_run(project):
     assert run.data.params["model.embedding"] == "4"
     assert run.data.params["variant"] == "joint"
     assert "valid_accuracy" in run.data.metrics and "novelty_auroc" in run.data.metrics
-    assert run.data.metrics["threshold_p95"] == pytest.approx(thresholds["95"])
+    assert run.data.metrics["threshold_star_p95"] == pytest.approx(thresholds["star"]["95"])
+    assert run.data.metrics["temperature_sequence"] == pytest.approx(
+        calibration["sequence"].temperature)
     assert sum(run.data.metrics[f"phi_{c}"] for c in taxonomy.CLASSES) == pytest.approx(1.0)
     assert run.data.tags["data.data/processed/sequences.npz"]
     assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 3
@@ -190,13 +200,14 @@ def test_changed_params_start_over_and_close_the_old_run(project):
 def test_a_survey_without_novel_sequences_trains(project, tmp_path):
     """Real surveys mapped onto known classes only (benchmarks/real_surveys.py) have no VAR."""
     split = files.read_npz(schema.SPLIT_FILE)
-    files.write_npz(schema.SPLIT_FILE, train=split["train"], valid=split["valid"],
-                 novel=np.zeros(0, np.int64))
+    files.write_npz(schema.SPLIT_FILE, **{**split, "novel_valid": np.zeros(0, np.int64),
+                                          "novel_test": np.zeros(0, np.int64)})
     data = load_data(photometric=True)
-    assert len(data["novel"].index) == 0 and data["novel"].inputs["X"].shape[1:] == (T, 2)
+    assert len(data["novel_test"].index) == 0
+    assert data["novel_test"].inputs["X"].shape[1:] == (T, 2)
     train_variant("joint", project, tmp_path / "models" / "joint", register=False)
     pred = files.read_npz(tmp_path / "models" / "joint" / "predictions.npz")
-    assert set(pred["subset"]) == {"train", "valid"}
+    assert set(pred["subset"]) == {"train", "valid", "test"}
     assert np.isfinite(pred["energy"]).all()
 
 

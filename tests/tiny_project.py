@@ -48,7 +48,7 @@ def survey(stars_per_class: int = 4, n_points: int = 2 * LENGTH + 5
 def tiny_params(root: Path, **train: object) -> dict:
     params = yaml.safe_load(ROOT_PARAMS.read_text())
     params["sequences"]["length"] = LENGTH
-    params["split"].update(by="star", n_splits=2)
+    params["split"].update(by="star", n_splits=3)
     params["model"].update(embedding=4, gru_units=8, gru_layers=1)
     params["train"].update(epochs=2, estimation_epochs=2, batch_size=32, **train)
     params["tune"].update(storage="sqlite:///optuna/tiny.db", epochs=None)
@@ -60,7 +60,7 @@ def write_project(root: Path, stars_per_class: int = 4, **train: object) -> dict
     params = tiny_params(root, **train)
     catalog, lightcurves = survey(stars_per_class)
     arrays = build_sequences(catalog, lightcurves, LENGTH)[0]
-    split = split_indices(arrays["label"], arrays["star_id"], by="star", n_splits=2)
+    split = split_indices(arrays["label"], arrays["star_id"], by="star", n_splits=3)
     files.write_npz(root / schema.SEQUENCES_FILE, **arrays)
     files.write_npz(root / schema.SPLIT_FILE, **split)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

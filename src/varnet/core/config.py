@@ -209,7 +209,7 @@ SPLIT_BY = ("star", "sequence")
 
 @dataclass(frozen=True)
 class SplitParams:
-    """``split``: grouped by star (honest) or by sequence (the paper's)."""
+    """``split``: train/valid/test grouped by star (honest) or by sequence (the paper's)."""
 
     by: str = "star"
     n_splits: int = 5
@@ -219,10 +219,12 @@ class SplitParams:
     def __post_init__(self) -> None:
         if self.by not in SPLIT_BY:
             raise ValueError(f"by must be one of {SPLIT_BY}, got {self.by!r}")
-        if not isinstance(self.n_splits, int) or self.n_splits < 2:
-            raise ValueError(f"n_splits must be an integer >= 2, got {self.n_splits!r}")
+        if not isinstance(self.n_splits, int) or self.n_splits < 3:
+            raise ValueError(f"n_splits must be an integer >= 3 (test, valid and a training "
+                             f"fold), got {self.n_splits!r}")
         if not isinstance(self.fold, int) or not 0 <= self.fold < self.n_splits:
-            raise ValueError(f"fold must be an integer in [0, n_splits), got {self.fold!r}")
+            raise ValueError(f"fold (the test fold) must be an integer in [0, n_splits), got "
+                             f"{self.fold!r}")
 
 
 # --- model and training -----------------------------------------------------------------------
@@ -322,10 +324,17 @@ class EvaluateParams:
     """``evaluate``: the novelty thresholds and the figures."""
 
     percentiles: list[float] = field(default_factory=lambda: [80, 95])
-    """Novelty thresholds: percentiles of the training energies (written by train)."""
+    """The paper's novelty thresholds: percentiles of the training energies (written by train)."""
+    alphas: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1])
+    """False-alarm rates at which the conformal novelty flag (p_novel <= alpha) is reported."""
     histogram_clip_percentile: float = 99.0
     """Energy histograms show up to this percentile of all energies; higher ones pile up in
     the last bin (VAR energies have a tail far beyond the known classes')."""
+
+    def __post_init__(self) -> None:
+        if not self.alphas or not all(_is_number(a) and 0 < a < 1 for a in self.alphas):
+            raise ValueError(f"alphas must be a non-empty list of numbers in (0, 1), got "
+                             f"{self.alphas!r}")
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,18 @@ SEQUENCE_ARRAYS: dict[str, str] = {
 }
 SPLIT_ARRAYS: dict[str, str] = {
     "train": "int64: sequence indices for training (known classes only)",
-    "valid": "int64: sequence indices for validation (known classes only)",
-    "novel": "int64: all VAR sequence indices (never trained on)",
+    "valid": "int64: known-class sequences that choose: early stopping, tuning, promotion, "
+             "calibration, thresholds",
+    "test": "int64: known-class sequences that only report (Table 2, README, benchmarks)",
+    "novel_valid": "int64: VAR sequences of half the VAR stars: the novelty objective of tuning "
+                   "and promotion",
+    "novel_test": "int64: VAR sequences of the other VAR stars: reported novelty recall",
 }
+"""Every sequence is in exactly one set, every star in exactly one (split.by: star)."""
+NOVEL_SUBSETS = ("novel_valid", "novel_test")
+SELECTION = ("valid", "novel_valid")
+"""What selection reads (with train); "test" and "novel_test" are only ever reported."""
+REPORTED = ("test", "novel_test")
 
 LEVELS = ("sequence", "star")
 """The two levels every result is given at: per sequence (the paper's) and per star."""
@@ -94,20 +103,23 @@ MODEL_FILES: dict[str, str] = {
     "model.keras": "the network (Keras 3 format); the input standardisation is inside it",
     "gmm.npz": "phi (K,), mu (K, l), sigma (K, l, l): the GMM refitted once on the training set "
                "with dropout off",
-    "thresholds.json": "{percentile: energy}: evaluate.percentiles of the training energies",
-    "predictions.npz": "PREDICTION_ARRAYS of every train, valid and novel sequence",
+    "thresholds.json": "{level: {percentile: energy}}: evaluate.percentiles of the training "
+                       "energies per sequence and per star (a star's energy: its mean)",
+    "calibration.npz": "validation energies per level and class and the temperatures: "
+                       "conformal p-values and calibrated probabilities (scoring.calibration)",
+    "predictions.npz": "PREDICTION_ARRAYS of every sequence of every split subset",
     "history.csv": "one row per epoch: phase, losses, accuracy, their val_ twins, time_s",
     "variant.json": "the resolved config: mode, photometric, model, train, features, "
                     "sequence_length, sequences, cuts, epochs_trained",
     "run.json": "run_id, experiment_id, registered_model, version of the training's MLflow run",
 }
 """What `varnet train` writes to models/<variant>/, each file replaced atomically."""
-SERVED_FILES = ("model.keras", "gmm.npz", "thresholds.json", "variant.json")
+SERVED_FILES = ("model.keras", "gmm.npz", "thresholds.json", "calibration.npz", "variant.json")
 """The part of a model folder that scoring needs (and the MLflow model carries)."""
 
 PREDICTION_ARRAYS: dict[str, str] = {
     "index": "int64 (N,): row in sequences.npz",
-    "subset": "str (N,): train | valid | novel",
+    "subset": "str (N,): a key of SPLIT_ARRAYS",
     "label": "int16 (N,): class index, -1 for VAR",
     "star_id": "str (N,)",
     "gamma": "float32 (N, K): class probabilities",
@@ -138,6 +150,7 @@ class ModelFolder:
     model = property(lambda self: self.file("model.keras"))
     gmm = property(lambda self: self.file("gmm.npz"))
     thresholds = property(lambda self: self.file("thresholds.json"))
+    calibration = property(lambda self: self.file("calibration.npz"))
     predictions = property(lambda self: self.file("predictions.npz"))
     history = property(lambda self: self.file("history.csv"))
     variant = property(lambda self: self.file("variant.json"))

@@ -1,23 +1,25 @@
 """Random-forest baseline on the learned embeddings, with the paper's hyper-parameter grid.
 
-Reads   models/<variant>/predictions.npz (train/valid embeddings, labels, star ids, the index
+Reads   models/<variant>/predictions.npz (train/test embeddings, labels, star ids, the index
         into sequences.npz) and data/processed/sequences.npz (the raw auxiliary features).
 Writes  reports/baseline.json (DVC metrics, nested variant -> features -> level) and
         reports/baseline.md (the same as a table, also printed).
 
 For each variant a GridSearchCV(RandomForestClassifier(random_state=seed)) over
 n_estimators x criterion x max_features x min_samples_leaf (the paper's 72 combinations,
-`cv`-fold cross-validation on the training set) is refit on the whole training set and scored
-on the validation set, for two feature sets:
+`cv`-fold cross-validation on the training set, **grouped by star** so that no star's sequences
+are on both sides of a fold, which would reward memorising stars) is refit on the whole
+training set and scored on the test set (valid is not needed: the CV chooses), for two
+feature sets:
   embedding       the network's embedding z_e alone, as the released code does (~91%)
   embedding_aux   z_e plus the estimation network's auxiliary inputs: raw mean mag, std and
                   log10 P (and M_G, BP-RP, W_RP for a photometric variant), as Naul's notebook;
                   most likely what gave the paper's ~99% (docs/method.md §5, §7)
-Per star, the forest's class probabilities are averaged over the star's validation sequences.
+Per star, the forest's class probabilities are averaged over the star's test sequences.
 
 Cost: the grid is 72 combinations x `cv` folds, ~30k trees per variant and feature set, about
-4 CPU-minutes on ~2000 training sequences. The default params therefore run the search on a
-stratified random subset of `cv_max_sequences` training sequences (~40% cheaper; only the choice
+4 CPU-minutes on ~2000 training sequences. The default params therefore run the search on the
+sequences of a stratified random subset of training stars, about `cv_max_sequences` (only the choice
 of hyper-parameters sees the subset, the chosen forest is refit on the whole training set) and
 only for the variants in `variants` (null = every trained variant).
 
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
 from varnet.core import files, schema
 from varnet.core.config import BaselineParams, TrainParams, section
@@ -57,46 +59,63 @@ def feature_matrix(predictions: dict[str, np.ndarray], sequences: dict[str, np.n
     return np.hstack([embedding, *(np.asarray(x, dtype=np.float64) for x in extra)])
 
 
-def fit_forest(x_train: np.ndarray, y_train: np.ndarray, cfg: BaselineParams
-               ) -> tuple[RandomForestClassifier, GridSearchCV, int]:
-    """(best forest refit on the whole training set, the grid search, sequences searched on)."""
-    x_search, y_search = x_train, y_train
+def fit_forest(x_train: np.ndarray, y_train: np.ndarray, star_train: np.ndarray,
+               cfg: BaselineParams) -> tuple[RandomForestClassifier, GridSearchCV, int]:
+    """(best forest refit on the whole training set, the grid search, sequences searched on).
+
+    The search's folds and its subset are drawn by star (StratifiedGroupKFold)."""
+    search_rows = np.arange(len(y_train))
     if cfg.cv_max_sequences is not None and len(y_train) > cfg.cv_max_sequences:
-        x_search, _, y_search, _ = train_test_split(
-            x_train, y_train, train_size=cfg.cv_max_sequences, stratify=y_train,
-            random_state=cfg.seed)
-    search = GridSearchCV(RandomForestClassifier(random_state=cfg.seed), cfg.grid, cv=cfg.cv,
-                          n_jobs=cfg.n_jobs, refit=False).fit(x_search, y_search)
+        search_rows = np.flatnonzero(np.isin(star_train, _star_sample(
+            star_train, y_train, cfg.cv_max_sequences / len(y_train), cfg.seed)))
+    folds = StratifiedGroupKFold(n_splits=cfg.cv, shuffle=True, random_state=cfg.seed)
+    search = GridSearchCV(RandomForestClassifier(random_state=cfg.seed), cfg.grid, cv=folds,
+                          n_jobs=cfg.n_jobs, refit=False)
+    search.fit(x_train[search_rows], y_train[search_rows], groups=star_train[search_rows])
     forest = RandomForestClassifier(random_state=cfg.seed, n_jobs=cfg.n_jobs,
                                     **search.best_params_).fit(x_train, y_train)
-    return forest, search, len(y_search)
+    return forest, search, search_rows.size
+
+
+def _star_sample(star_id: np.ndarray, label: np.ndarray, fraction: float, seed: int
+                 ) -> np.ndarray:
+    """A random ``fraction`` of each class's stars (at least one per class)."""
+    stars, first = np.unique(star_id, return_index=True)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for k in np.unique(label[first]):
+        members = rng.permutation(stars[label[first] == k])
+        chosen.append(members[:max(1, round(fraction * members.size))])
+    return np.concatenate(chosen)
 
 
 def baseline_variant(predictions: dict[str, np.ndarray], sequences: dict[str, np.ndarray],
                      photometric: bool, cfg: BaselineParams) -> dict[str, dict]:
-    """Fit both feature sets for one variant; accuracies per sequence and per star."""
+    """Fit both feature sets for one variant; test accuracies per sequence and per star."""
     subset = predictions["subset"]
-    train, valid = subset == "train", subset == "valid"
-    if not train.any() or not valid.any():
-        raise VarnetError("predictions.npz needs train and valid rows for the RF baseline")
+    train, test = subset == "train", subset == "test"
+    if not train.any() or not test.any():
+        raise VarnetError("predictions.npz needs train and test rows for the RF baseline "
+                          "(retrain after `varnet split`)")
     label = np.asarray(predictions["label"], dtype=np.int64)
+    star_id = np.asarray(predictions["star_id"])
     out = {}
     for features in FEATURE_SETS:
         x = feature_matrix(predictions, sequences, features, photometric)
         start = time.perf_counter()
-        forest, search, n_search = fit_forest(x[train], label[train], cfg)
+        forest, search, n_search = fit_forest(x[train], label[train], star_id[train], cfg)
         seconds = time.perf_counter() - start
-        proba = np.zeros((int(valid.sum()), len(CLASSES)))
-        proba[:, forest.classes_] = forest.predict_proba(x[valid])
-        _, means = metrics.star_means(predictions["star_id"][valid], proba=proba)
-        star_label = metrics.star_labels(predictions["star_id"][valid], label[valid])
+        proba = np.zeros((int(test.sum()), len(CLASSES)))
+        proba[:, forest.classes_] = forest.predict_proba(x[test])
+        _, means = metrics.star_means(star_id[test], proba=proba)
+        star_label = metrics.star_labels(star_id[test], label[test])
         out[features] = {
             "sequence": {
                 "train_accuracy": metrics.accuracy(label[train], forest.predict(x[train])),
-                "valid_accuracy": metrics.accuracy(label[valid], proba.argmax(axis=1)),
+                "test_accuracy": metrics.accuracy(label[test], proba.argmax(axis=1)),
             },
-            "star": {"valid_accuracy": metrics.accuracy(star_label,
-                                                        means["proba"].argmax(axis=1))},
+            "star": {"test_accuracy": metrics.accuracy(star_label,
+                                                       means["proba"].argmax(axis=1))},
             "cv_accuracy": float(search.best_score_),
             "n_search": n_search,
             "best_params": dict(search.best_params_),
@@ -109,18 +128,18 @@ def baseline_variant(predictions: dict[str, np.ndarray], sequences: dict[str, np
 def baseline_markdown(results: dict[str, dict], cfg: BaselineParams) -> str:
     lines = ["# Random-forest baseline", "",
              f"Grid search over the paper's grid ({_grid_size(cfg)} combinations, {cfg.cv}-fold "
-             "CV on the training set, or on a stratified subset of it of `n search` sequences); "
-             "the best parameters refit on the whole training set and scored on the validation "
-             "set.",
-             "", "| variant | features | valid acc (sequence) | valid acc (star) | CV acc "
+             "CV grouped by star on the training set, or on the `n search` sequences of a "
+             "stratified subset of its stars); the best parameters refit on the whole training "
+             "set and scored on the test set.",
+             "", "| variant | features | test acc (sequence) | test acc (star) | CV acc "
              "| train acc | n search | best parameters | fit s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for variant, by_features in results.items():
         for features, r in by_features.items():
             best = ", ".join(f"{k}={v}" for k, v in r["best_params"].items())
             lines.append(
-                f"| {variant} | {features} | {100 * r['sequence']['valid_accuracy']:.1f}% "
-                f"| {100 * r['star']['valid_accuracy']:.1f}% | {100 * r['cv_accuracy']:.1f}% "
+                f"| {variant} | {features} | {100 * r['sequence']['test_accuracy']:.1f}% "
+                f"| {100 * r['star']['test_accuracy']:.1f}% | {100 * r['cv_accuracy']:.1f}% "
                 f"| {100 * r['sequence']['train_accuracy']:.1f}% | {r['n_search']} | {best} "
                 f"| {r['fit_seconds']} |")
     return "\n".join(lines) + "\n"

@@ -1,25 +1,32 @@
-"""Evaluate the trained variants: accuracy, novelty, Table 2 and figures, per sequence and star.
+"""Evaluate the trained variants on the test set: accuracy, novelty, calibration, Table 2, figures.
 
-Reads   models/<variant>/{predictions.npz, thresholds.json, history.csv, variant.json, run.json}
-        and data/processed/sequences.npz (the folded sequences, for the reconstruction figures)
-        for every variant in params train.variants that has been trained (others are skipped
-        with a note), and reports/baseline.json (random-forest accuracies, `varnet baseline`).
-Writes  reports/headline.json     DVC metrics (`dvc metrics show`): per variant, validation
-                                  accuracy per sequence and per star, novelty AUROC, median
-                                  reconstruction R²
+Reads   models/<variant>/{predictions.npz, thresholds.json, calibration.npz, history.csv,
+        variant.json, run.json} and data/processed/sequences.npz (the folded sequences, for the
+        reconstruction figures) for every variant in params train.variants that has been
+        trained (others are skipped with a note), and reports/baseline.json (random-forest
+        accuracies, `varnet baseline`).
+Writes  reports/headline.json     DVC metrics (`dvc metrics show`): per variant, test accuracy
+                                  per sequence and per star, novelty AUROC, median
+                                  reconstruction R², the conformal false-alarm rate at
+                                  alpha = 0.05 and the calibrated ECE (per star)
         reports/metrics.json      every metric, nested variant -> sequence|star -> metric
         reports/table2.md         the paper's Table 2 layout, our numbers beside the paper's
         reports/figures/evaluation/confusion_<variant>.png, energy_<variant>.png,
-        reconstruction_<variant>.png (folded sequences and their reconstructions), ae_loss.png
+        reconstruction_<variant>.png, reliability_<variant>.png, ae_loss.png
         reports/plots/ae_loss/<variant>.csv, reports/plots/confusion/<variant>.csv (DVC plots)
 and logs the metrics and figures into each variant's MLflow run (run_id from run.json).
 
-Protocol (docs/method.md §4): classification accuracy and per-class recall on the validation set;
-novelty with VAR as the positive class and validation + VAR as the test set, a sequence flagged
-when its energy is at or above a threshold (a percentile of the training energies, from
-thresholds.json), scored by precision/recall/F1 at each threshold plus AUROC and AUPRC.
-Per star: a star's class probabilities are the mean γ over its sequences (of that subset), its
-energy the mean energy; the thresholds stay the same.
+Protocol: nothing reported is read from a set that chose anything. Early stopping, tuning,
+promotion, the temperature, the conformal calibration and the thresholds read train and valid
+(+ novel_valid) only; every number here reads the **test** stars and the **novel_test** VAR
+stars (prepare.split). Classification: accuracy and per-class recall on test. Novelty: VAR
+positive, test + novel_test the evaluation set; the paper's flags (energy >= a percentile of
+the training energies, thresholds.json, per level) by precision/recall/F1, AUROC and AUPRC;
+the conformal flag p_novel <= alpha by its false-alarm rate on the test known stars (which must
+be within sampling error of alpha) and its recall of the novel_test stars. Calibration: the
+expected calibration error of the raw γ and of the temperature-scaled probabilities, and a
+reliability diagram. Per star: mean γ and mean energies over its sequences; the star-level
+thresholds and calibration apply.
 
 Examples:
   varnet evaluate                 # the DVC stage (after `varnet train` and `varnet baseline`)
@@ -47,10 +54,11 @@ from varnet.core.config import (
     section,
 )
 from varnet.core.errors import VarnetError
-from varnet.core.schema import LEVELS, PREDICTION_ARRAYS, ModelFolder
+from varnet.core.schema import LEVELS, PREDICTION_ARRAYS, REPORTED, ModelFolder
 from varnet.core.taxonomy import CLASSES, NOVEL
 from varnet.prepare.sequences import folded_phase
-from varnet.scoring import metrics
+from varnet.scoring import calibration, metrics
+from varnet.scoring.calibration import Calibration
 
 matplotlib.use("Agg")  # figures go to files; no display needed
 
@@ -76,9 +84,11 @@ class VariantResult:
     name: str
     mode: str
     photometric: bool
-    thresholds: dict[str, float]
+    thresholds: dict[str, dict[str, float]]
     metrics: dict
     confusion: dict[str, np.ndarray]
+    levels: dict[str, dict[str, np.ndarray]]
+    """Per level, the reported rows: label, subset, gamma, energies, prob, p_novel, ..."""
     predictions: dict[str, np.ndarray]
     history: pd.DataFrame | None
     run: dict | None
@@ -91,10 +101,10 @@ def threshold_key(percentile: float) -> str:
 
 def star_level(predictions: dict[str, np.ndarray], subsets: tuple[str, ...]
                ) -> dict[str, np.ndarray]:
-    """Per-star label, mean γ, mean energy and subset, for the stars of ``subsets``.
+    """Per-star label, mean γ, mean energies and subset, for the stars of ``subsets``.
 
     Stars are aggregated within a subset, so under the paper's sequence-level split a star with
-    sequences in train and valid counts only its valid sequences here.
+    sequences in train and test counts only its test sequences here.
     """
     parts = []
     for subset in subsets:
@@ -104,10 +114,11 @@ def star_level(predictions: dict[str, np.ndarray], subsets: tuple[str, ...]
         ids, means = metrics.star_means(predictions["star_id"][rows],
                                         gamma=predictions["gamma"][rows],
                                         energy=predictions["energy"][rows],
+                                        class_energy=predictions["class_energy"][rows],
                                         recon_r2=predictions["recon_r2"][rows])
         parts.append({
-            "star_id": ids, "gamma": means["gamma"], "energy": means["energy"],
-            "recon_r2": means["recon_r2"],
+            "star_id": ids, **{k: means[k] for k in ("gamma", "energy", "class_energy",
+                                                     "recon_r2")},
             "label": metrics.star_labels(predictions["star_id"][rows],
                                          predictions["label"][rows]),
             "subset": np.full(ids.size, subset),
@@ -115,46 +126,66 @@ def star_level(predictions: dict[str, np.ndarray], subsets: tuple[str, ...]
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def evaluate_predictions(predictions: dict[str, np.ndarray], thresholds: dict[str, float]
-                         ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Metrics of both levels and their normalised confusion matrices."""
-    test = np.isin(predictions["subset"], ("valid", "novel"))
+def evaluate_predictions(predictions: dict[str, np.ndarray],
+                         thresholds: dict[str, dict[str, float]], fitted: Calibration,
+                         alphas: list[float]) -> tuple[dict, dict, dict]:
+    """Metrics of both levels on the reported sets, their normalised confusion matrices, and
+    the reported rows with the calibrated probabilities and p-values."""
+    reported = np.isin(predictions["subset"], REPORTED)
     levels = {
-        "sequence": {key: np.asarray(predictions[key])[test]
-                     for key in ("label", "gamma", "energy", "subset", "recon_r2")},
-        "star": star_level(predictions, ("valid", "novel")),
+        "sequence": {key: np.asarray(predictions[key])[reported]
+                     for key in ("label", "gamma", "energy", "class_energy", "subset",
+                                 "recon_r2")},
+        "star": star_level(predictions, REPORTED),
     }
     results, confusion = {}, {}
     for level, rows in levels.items():
-        known = rows["subset"] == "valid"
+        known = rows["subset"] == "test"
         if not known.any():
-            raise VarnetError("predictions.npz has no validation sequences to evaluate")
-        results[level] = metrics.level_metrics(rows["label"], rows["gamma"], rows["energy"],
-                                               thresholds, known)
-        results[level]["reconstruction_r2"] = float(np.nanmedian(rows["recon_r2"][known]))
-        confusion[level] = metrics.confusion_matrix(rows["label"][known],
+            raise VarnetError("predictions.npz has no test sequences to evaluate (rerun "
+                              "`varnet split` and train)")
+        rows.update(fitted[level].apply(rows["gamma"], rows["energy"], rows["class_energy"]))
+        label = rows["label"]
+        result = metrics.level_metrics(label, rows["gamma"], rows["energy"], thresholds[level],
+                                       known)
+        result["reconstruction_r2"] = float(np.nanmedian(rows["recon_r2"][known]))
+        result["conformal"] = metrics.conformal_scores(rows["p_novel"], label < 0, alphas)
+        result["calibration"] = {
+            "temperature": fitted[level].temperature,
+            "ece_raw": calibration.expected_calibration_error(rows["gamma"][known],
+                                                              label[known]),
+            "ece_calibrated": calibration.expected_calibration_error(rows["prob"][known],
+                                                                     label[known]),
+        }
+        results[level] = result
+        confusion[level] = metrics.confusion_matrix(label[known],
                                                     rows["gamma"][known].argmax(axis=1))
-    return results, confusion
+    return results, confusion, levels
 
 
-def evaluate_variant(name: str, folder: ModelFolder, percentiles: list[float]) -> VariantResult:
+def evaluate_variant(name: str, folder: ModelFolder, percentiles: list[float],
+                     alphas: list[float]) -> VariantResult:
     """Load one trained variant (checked against the predictions contract) and score it."""
     predictions = files.read_npz(folder.predictions)
     if missing := [a for a in PREDICTION_ARRAYS if a not in predictions]:
         raise VarnetError(f"{folder.predictions}: missing arrays {missing}")
-    saved = {str(k): float(v) for k, v in files.read_json(folder.thresholds).items()}
+    saved = files.read_json(folder.thresholds)
     wanted = [threshold_key(p) for p in percentiles]
-    if absent := [k for k in wanted if k not in saved]:
-        raise VarnetError(f"{folder.thresholds}: no threshold for percentile(s) "
-                          f"{absent} of params evaluate.percentiles; retrain (dvc repro)")
-    thresholds = {k: saved[k] for k in wanted}
+    if absent := [f"{level}/{k}" for level in LEVELS for k in wanted
+                  if k not in saved.get(level, {})]:
+        raise VarnetError(f"{folder.thresholds}: no threshold {absent} for params "
+                          f"evaluate.percentiles; retrain (dvc repro)")
+    thresholds = {level: {k: float(saved[level][k]) for k in wanted} for level in LEVELS}
+    if not folder.calibration.is_file():
+        raise VarnetError(f"{folder.calibration}: not found; retrain (dvc repro)")
     variant = files.read_json(folder.variant)
     history, run = folder.history, folder.run
-    results, confusion = evaluate_predictions(predictions, thresholds)
+    results, confusion, levels = evaluate_predictions(
+        predictions, thresholds, Calibration.load(folder.calibration), alphas)
     return VariantResult(
         name=name, mode=str(variant.get("mode", "")),
         photometric=bool(variant.get("photometric", False)), thresholds=thresholds,
-        metrics=results, confusion=confusion, predictions=predictions,
+        metrics=results, confusion=confusion, levels=levels, predictions=predictions,
         history=pd.read_csv(history) if history.exists() else None,
         run=files.read_json(run) if run.exists() else None)
 
@@ -175,12 +206,13 @@ def _cell(plain: str, phot: str) -> str:
 
 
 def _table_rows(results: dict[tuple[str, bool], VariantResult], baseline: dict, level: str,
-                percentiles: list[str]) -> list[tuple[str, dict[tuple[str, bool], float | None]]]:
+                percentiles: list[str], alphas: list[float]
+                ) -> list[tuple[str, dict[tuple[str, bool], float | None]]]:
     """(row label, {(mode, photometric): value}) in Table 2's order."""
 
     def rf(result: VariantResult, features: str) -> float | None:
         entry = baseline.get(result.name, {}).get(features, {}).get(level, {})
-        return entry.get("valid_accuracy")
+        return entry.get("test_accuracy")
 
     def novelty(result: VariantResult, key: str) -> float:
         return result.metrics[level]["novelty"][key]
@@ -200,6 +232,13 @@ def _table_rows(results: dict[tuple[str, bool], VariantResult], baseline: dict, 
             rows.append((label, {c: novelty(r, f"p{p}_{score}") for c, r in results.items()}))
     rows += [("AUROC", {c: novelty(r, "auroc") for c, r in results.items()}),
              ("AUPRC", {c: novelty(r, "auprc") for c, r in results.items()})]
+    for alpha in alphas:
+        for metric, label in (("false_alarm_rate", "false-alarm rate"), ("recall", "recall")):
+            rows.append((f"Conformal α = {alpha:g}: {label}",
+                         {c: r.metrics[level]["conformal"][f"alpha{alpha:g}_{metric}"]
+                          for c, r in results.items()}))
+    rows += [(f"ECE, {kind}", {c: r.metrics[level]["calibration"][f"ece_{kind}"]
+                               for c, r in results.items()}) for kind in ("raw", "calibrated")]
     return rows
 
 
@@ -220,7 +259,7 @@ def _paper_cell(row: str, mode: str) -> str:
 
 
 def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: list[str],
-                    notes: list[str]) -> str:
+                    alphas: list[float], notes: list[str]) -> str:
     """Table 2 per sequence (with the paper's numbers) and per star (the paper has none)."""
     cells: dict[tuple[str, bool], VariantResult] = {}
     for result in results:
@@ -228,15 +267,25 @@ def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: l
     modes = ("joint", "sequential")
     lines = ["# Table 2: classification and novelty detection", "",
              "Values in parentheses: the variant with the Gaia photometric features "
-             "(M_G, BP−RP, W_RP), as in the paper. Accuracy is on the validation set; novelty "
-             "scores treat VAR as positive, with validation + VAR as the test set and thresholds "
-             "at percentiles of the training energies. RF: random forest with the paper's grid "
+             "(M_G, BP−RP, W_RP), as in the paper. **Every number is read from the test set**: "
+             "the known-class stars of the test fold and the VAR stars of novel_test "
+             "(reports/split.json); nothing that chose anything (early stopping, tuning, "
+             "promotion, the thresholds, the temperature, the conformal calibration: train and "
+             "valid only) reads them. Accuracy: test stars. Novelty: VAR positive, test + "
+             "novel_test the evaluation set; the paper's flags at percentiles of the training "
+             "energies (per star: of the training stars' mean energies); the conformal flag "
+             "p_novel ≤ α with p_novel from the validation stars' energies, whose false-alarm "
+             "rate on the test known stars should be within sampling error of α (binomial "
+             "standard errors in metrics.json). ECE: expected calibration error (15 bins) of the "
+             "raw softmax γ and of the temperature-scaled probabilities (T fitted on valid). "
+             "RF: random forest with the paper's grid, CV grouped by star on the training set, "
              "on the network's embedding alone (as the released code) or on the embedding plus "
              "the estimation network's auxiliary inputs (mean mag, std, log10 P, and the "
              "photometry in the photometric variants). Reconstruction R²: the weighted R² of the "
              "autoencoder, 1 − Σw(x − x̂)²/Σwx² with the weights of its loss, median over the "
-             "validation sequences (per star: of each star's mean); 0 is a model that predicts "
-             "zero, 1 a perfect copy.", ""]
+             "test sequences (per star: of each star's mean); 0 is a model that predicts zero, "
+             "1 a perfect copy. The paper's columns come from its own (leaky, two-way) split.",
+             ""]
     for level in LEVELS:
         with_paper = level == "sequence"
         header = ["Per " + level]
@@ -244,8 +293,8 @@ def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: l
             header += [mode.capitalize()] + ([f"{mode.capitalize()}, paper"] if with_paper else [])
         lines += [f"## Per {level}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
-        for row, values in _table_rows(cells, baseline, level, percentiles):
-            fmt = _percent if "accuracy" in row else _score
+        for row, values in _table_rows(cells, baseline, level, percentiles, alphas):
+            fmt = _percent if "accuracy" in row or "rate" in row or "recall" in row else _score
             out = [row]
             for mode in modes:
                 out.append(_cell(fmt(values.get((mode, False))), fmt(values.get((mode, True)))))
@@ -281,18 +330,19 @@ def plot_confusion(result: VariantResult, target: Path) -> None:
         acc = result.metrics[level]["accuracy"]
         ax.set_title(f"per {level} (accuracy {100 * acc:.1f}%)")
     fig.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class")
-    fig.suptitle(f"{result.name}: normalised confusion matrix (validation set)")
+    fig.suptitle(f"{result.name}: normalised confusion matrix (test set)")
     _save(fig, target)
 
 
 def plot_energies(result: VariantResult, clip_percentile: float, target: Path) -> None:
     pred = result.predictions
-    sets = {"train": pred["subset"] == "train", "valid": pred["subset"] == "valid",
-            NOVEL: pred["subset"] == "novel"}
+    sets = {"train": pred["subset"] == "train", "test": pred["subset"] == "test",
+            f"{NOVEL} (novel_test)": pred["subset"] == "novel_test"}
+    thresholds = result.thresholds["sequence"]
     energy = np.asarray(pred["energy"], dtype=np.float64)
     finite = energy[np.isfinite(energy)]
     low = float(finite.min())
-    high = max(float(np.percentile(finite, clip_percentile)), *result.thresholds.values())
+    high = max(float(np.percentile(finite, clip_percentile)), *thresholds.values())
     bins = np.linspace(low, high, 81)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
     for name, rows in sets.items():
@@ -302,28 +352,53 @@ def plot_energies(result: VariantResult, clip_percentile: float, target: Path) -
         above = int((energy[rows] > high).sum())
         label = f"{name} ({rows.sum()})" + (f", {above} > {high:.3g} in last bin" if above else "")
         ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.5, label=label)
-    for (key, threshold), style in zip(result.thresholds.items(), ("--", ":", "-."), strict=False):
+    for (key, threshold), style in zip(thresholds.items(), ("--", ":", "-."), strict=False):
         ax.axvline(threshold, color="k", linestyle=style, label=f"{key}th pct of train "
                                                                 f"({threshold:.3g})")
     ax.set_xlabel("energy E (sequence)")
     ax.set_ylabel("density")
-    ax.set_title(f"{result.name}: energies of train, valid and {NOVEL} sequences")
+    ax.set_title(f"{result.name}: energies of train, test and {NOVEL} sequences")
     ax.legend(fontsize=8)
+    _save(fig, target)
+
+
+def plot_reliability(result: VariantResult, target: Path) -> None:
+    """Reliability diagrams of the test set, per level: accuracy against confidence in each
+    bin, for the raw γ and the temperature-scaled probabilities (the diagonal is perfect)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+    for ax, level in zip(axes, LEVELS, strict=True):
+        rows = result.levels[level]
+        known = rows["subset"] == "test"
+        ece = result.metrics[level]["calibration"]
+        for key, style, name, ece_key in (("gamma", "o--", "raw γ", "ece_raw"),
+                                          ("prob", "s-", "calibrated", "ece_calibrated")):
+            bins = calibration.reliability(rows[key][known], rows["label"][known])
+            filled = bins["count"] > 0
+            ax.plot(bins["confidence"][filled], bins["accuracy"][filled], style, ms=4,
+                    label=f"{name}: ECE {ece[ece_key]:.3f}")
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (max class probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"per {level} (T = {ece['temperature']:.2f}, {int(known.sum())} test)")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"{result.name}: reliability of the class probabilities (test set)")
     _save(fig, target)
 
 
 def plot_reconstructions(result: VariantResult, sequences: dict[str, np.ndarray],
                          target: Path) -> None:
-    """One validation sequence per class, folded, with the autoencoder's reconstruction: the
-    sequence of median R² among the class's validation sequences."""
+    """One test sequence per class, folded, with the autoencoder's reconstruction: the
+    sequence of median R² among the class's test sequences."""
     pred = result.predictions
     fig, axes = plt.subplots(2, 4, figsize=(14, 6), sharey=True, constrained_layout=True)
     for k, (ax, name) in enumerate(zip(axes.flat, CLASSES, strict=True)):
-        rows = np.flatnonzero((pred["subset"] == "valid") & (pred["label"] == k)
+        rows = np.flatnonzero((pred["subset"] == "test") & (pred["label"] == k)
                               & np.isfinite(pred["recon_r2"]))
         ax.set_title(name)
         if rows.size == 0:
-            ax.text(0.5, 0.5, "no validation sequence", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no test sequence", ha="center", transform=ax.transAxes)
             continue
         row = rows[np.argsort(pred["recon_r2"][rows])[rows.size // 2]]
         index = int(pred["index"][row])
@@ -338,7 +413,7 @@ def plot_reconstructions(result: VariantResult, sequences: dict[str, np.ndarray]
     axes[0, 0].invert_yaxis()  # shared: brighter (smaller magnitude) up in every panel
     axes[0, 0].set_ylabel("normalised magnitude")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{result.name}: validation sequences of median reconstruction R² per class")
+    fig.suptitle(f"{result.name}: test sequences of median reconstruction R² per class")
     _save(fig, target)
 
 
@@ -367,16 +442,16 @@ def _save(fig: plt.Figure, target: Path) -> None:
 
 
 def write_dvc_plots(result: VariantResult, plots_dir: Path) -> None:
-    """CSV data for `dvc plots show`: AE loss per epoch, and (actual, predicted) of valid rows."""
+    """CSV data for `dvc plots show`: AE loss per epoch, and (actual, predicted) of test rows."""
     if result.history is not None and "val_ae_loss" in result.history:
         curve = result.history[["epoch", "val_ae_loss"]].dropna()
         with files.atomic_path(plots_dir / "ae_loss" / f"{result.name}.csv") as tmp:
             curve.to_csv(tmp, index=False)
     pred = result.predictions
-    valid = pred["subset"] == "valid"
+    test = pred["subset"] == "test"
     names = np.asarray(CLASSES)
-    pairs = pd.DataFrame({"actual": names[pred["label"][valid]],
-                          "predicted": names[np.argmax(pred["gamma"][valid], axis=1)]})
+    pairs = pd.DataFrame({"actual": names[pred["label"][test]],
+                          "predicted": names[np.argmax(pred["gamma"][test], axis=1)]})
     with files.atomic_path(plots_dir / "confusion" / f"{result.name}.csv") as tmp:
         pairs.to_csv(tmp, index=False)
 
@@ -421,18 +496,25 @@ def log_to_mlflow(params: dict, result: VariantResult, outputs: list[Path]) -> N
 
 def headline(tree: dict) -> dict[str, float]:
     """The few numbers `dvc metrics show` lists for a variant (metrics.json has the rest)."""
-    return {"accuracy": tree["sequence"]["accuracy"], "star_accuracy": tree["star"]["accuracy"],
+    star = tree["star"]
+    return {"accuracy": tree["sequence"]["accuracy"], "star_accuracy": star["accuracy"],
             "novelty_auroc": tree["sequence"]["novelty"]["auroc"],
-            "reconstruction_r2": tree["sequence"]["reconstruction_r2"]}
+            "reconstruction_r2": tree["sequence"]["reconstruction_r2"],
+            "star_false_alarm_rate_alpha0.05": star["conformal"].get(
+                "alpha0.05_false_alarm_rate", math.nan),
+            "star_ece_calibrated": star["calibration"]["ece_calibrated"]}
 
 
 def summary_line(result: VariantResult, level: str) -> str:
     m = result.metrics[level]
-    nov = m["novelty"]
-    parts = [f"acc {100 * m['accuracy']:.1f}%"]
+    nov, conformal = m["novelty"], m["conformal"]
+    parts = [f"test acc {100 * m['accuracy']:.1f}%"]
     parts += [f"p{k} P/R/F1 {nov[f'p{k}_precision']:.3f}/{nov[f'p{k}_recall']:.3f}/"
-              f"{nov[f'p{k}_f1']:.3f}" for k in result.thresholds]
+              f"{nov[f'p{k}_f1']:.3f}" for k in result.thresholds[level]]
     parts.append(f"AUROC {nov['auroc']:.3f}")
+    parts += [f"FAR@{key[5:-17]} {value:.3f}" for key, value in conformal.items()
+              if key.endswith("_false_alarm_rate")]
+    parts.append(f"ECE {m['calibration']['ece_raw']:.3f}->{m['calibration']['ece_calibrated']:.3f}")
     return f"  {result.name:16s} {level:8s} " + ", ".join(parts)
 
 
@@ -461,7 +543,7 @@ def run(args: argparse.Namespace, params: dict) -> int:
         if not folder.predictions.exists():
             print(f"  {name}: not trained ({folder.predictions} missing), skipped")
             continue
-        results.append(evaluate_variant(name, folder, list(cfg.percentiles)))
+        results.append(evaluate_variant(name, folder, list(cfg.percentiles), list(cfg.alphas)))
     if not results:
         raise VarnetError(f"no trained variant under {args.models}/ (run `varnet train "
                           f"{variants[0]}` or `dvc repro`)")
@@ -473,8 +555,8 @@ def run(args: argparse.Namespace, params: dict) -> int:
 
     split_by = section(SplitParams, params).by
     notes = [f"Split: `split.by = {split_by}`"
-             + (" (honest: no star in both train and valid)." if split_by == "star" else
-                " (the paper's: sequences of one star in train and valid)."),
+             + (" (honest: every star in one of train, valid, test)." if split_by == "star" else
+                " (the paper's assignment: sequences of one star in several sets)."),
              "Variants: " + ", ".join(f"`{r.name}` ({r.mode}"
                                       f"{', photometric' if r.photometric else ''})"
                                       for r in results) + "."]
@@ -482,12 +564,14 @@ def run(args: argparse.Namespace, params: dict) -> int:
     files.write_json({r.name: r.metrics for r in results}, args.reports / "metrics.json")
     files.write_json({r.name: headline(r.metrics) for r in results},
                      args.reports / "headline.json")
-    files.write_text(table2_markdown(results, baseline, keys, notes), args.reports / "table2.md")
+    files.write_text(table2_markdown(results, baseline, keys, list(cfg.alphas), notes),
+                     args.reports / "table2.md")
     plot_ae_loss(results, figures / "ae_loss.png")
     for result in results:
         plot_confusion(result, figures / f"confusion_{result.name}.png")
         plot_reconstructions(result, sequences, figures / f"reconstruction_{result.name}.png")
         plot_energies(result, cfg.histogram_clip_percentile, figures / f"energy_{result.name}.png")
+        plot_reliability(result, figures / f"reliability_{result.name}.png")
         write_dvc_plots(result, plots)
         for level in LEVELS:
             print(summary_line(result, level))
@@ -498,7 +582,8 @@ def run(args: argparse.Namespace, params: dict) -> int:
         for result in results:
             outputs = [figures / f"confusion_{result.name}.png",
                        figures / f"energy_{result.name}.png",
-                       figures / f"reconstruction_{result.name}.png", figures / "ae_loss.png",
+                       figures / f"reconstruction_{result.name}.png",
+                       figures / f"reliability_{result.name}.png", figures / "ae_loss.png",
                        args.reports / "table2.md", args.reports / "metrics.json"]
             log_to_mlflow(params, result, outputs)
     return 0

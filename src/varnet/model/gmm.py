@@ -17,10 +17,13 @@ Mahalanobis distances from a triangular solve, and the mixture sum is a logsumex
 determinant of ~1e-45 is ever formed (docs/method.md §4, "float64 is essential").
 
 Missing features: ``observed`` (N, l) marks the entries that were measured (1) or imputed (0).
-Imputed entries get a zero residual in every component, i.e. they sit at the component mean:
-the fit ignores them for mu and shrinks their variance by the missing fraction, and their
-energy is the observed entries' Mahalanobis term with the full l-dimensional normaliser,
-so stars with and without a measurement stay on one energy scale (docs/model.md).
+The fit ignores imputed entries for mu (their residual is zero in Sigma, which shrinks their
+variance by the missing fraction). The energy of a sample with missing entries is its
+**marginal** likelihood: the marginal of a Gaussian over the observed entries o is
+N(z_o | mu_o, Sigma_oo), its sub-vector and sub-matrix, with the (2 pi)^|o| normaliser. It is
+computed without gathering per-sample sub-matrices: the missing rows and columns of Sigma are
+replaced by the identity and the missing residuals by zero, which leaves the Mahalanobis term and
+the log-determinant of exactly Sigma_oo (tests/test_gmm.py checks it against SciPy).
 """
 
 from __future__ import annotations
@@ -56,23 +59,51 @@ def fit(z, gamma, observed=None, jitter: float = 1e-4):
 
 
 def energy(z, phi, mu, sigma, observed=None):
-    """(energy (N,), class_energy (N,K)) in float64; class_energy_k = -log(phi_k N(z|k))."""
+    """(energy (N,), class_energy (N,K)) in float64; class_energy_k = -log(phi_k N(z|k)).
+
+    With ``observed``, each sample's density is the marginal over its observed entries; when
+    every entry is observed that is the plain density, computed the cheap way.
+    """
     z = tf.cast(z, tf.float64)
     phi = tf.cast(phi, tf.float64)
     mu = tf.cast(mu, tf.float64)
     sigma = tf.cast(sigma, tf.float64)
     resid = z[None, :, :] - mu[:, None, :]  # (K, N, l)
-    if observed is not None:
-        resid = resid * tf.cast(observed, tf.float64)[None, :, :]
+    if observed is None:
+        log_density = _log_density(resid, sigma)
+    else:
+        obs = tf.cast(observed, tf.float64)
+        log_density = tf.cond(tf.reduce_all(obs > 0.5), lambda: _log_density(resid, sigma),
+                              lambda: _marginal_log_density(resid, sigma, obs))
+    # phi_k > 0 for any softmax gamma; the floor only guards a hand-made phi with zeros.
+    log_joint = tf.math.log(tf.maximum(phi, 1e-300))[:, None] + log_density
+    return -tf.reduce_logsumexp(log_joint, axis=0), -tf.transpose(log_joint)
+
+
+def _log_density(resid, sigma):
+    """log N(resid | 0, Sigma_k), (K, N), from the Cholesky factor of each Sigma_k."""
     chol = tf.linalg.cholesky(sigma)
     solved = tf.linalg.triangular_solve(chol, tf.transpose(resid, [0, 2, 1]), lower=True)
     mahalanobis = tf.reduce_sum(tf.square(solved), axis=1)  # (K, N)
     log_det = 2.0 * tf.reduce_sum(tf.math.log(tf.linalg.diag_part(chol)), axis=-1)  # (K,)
-    dim = tf.cast(tf.shape(z)[1], tf.float64)
-    log_density = -0.5 * (mahalanobis + log_det[:, None] + dim * math.log(2.0 * math.pi))
-    # phi_k > 0 for any softmax gamma; the floor only guards a hand-made phi with zeros.
-    log_joint = tf.math.log(tf.maximum(phi, 1e-300))[:, None] + log_density
-    return -tf.reduce_logsumexp(log_joint, axis=0), -tf.transpose(log_joint)
+    dim = tf.cast(tf.shape(resid)[-1], tf.float64)
+    return -0.5 * (mahalanobis + log_det[:, None] + dim * math.log(2.0 * math.pi))
+
+
+def _marginal_log_density(resid, sigma, obs):
+    """log N(resid_o | 0, Sigma_k,oo) per sample, (K, N): Sigma with the sample's missing rows
+    and columns set to the identity and its missing residuals to zero (module docstring)."""
+    both = obs[:, :, None] * obs[:, None, :]  # (N, l, l)
+    eye = tf.eye(tf.shape(obs)[1], dtype=tf.float64)
+    per_sample = (sigma[:, None, :, :] * both[None]
+                  + (eye * (1.0 - obs)[:, :, None])[None])  # (K, N, l, l)
+    chol = tf.linalg.cholesky(per_sample)
+    masked = (resid * obs[None])[..., None]  # (K, N, l, 1)
+    solved = tf.linalg.triangular_solve(chol, masked, lower=True)
+    mahalanobis = tf.reduce_sum(tf.square(solved), axis=[2, 3])  # (K, N)
+    log_det = 2.0 * tf.reduce_sum(tf.math.log(tf.linalg.diag_part(chol)), axis=-1)  # (K, N)
+    dim = tf.reduce_sum(obs, axis=1)  # (N,) observed entries
+    return -0.5 * (mahalanobis + log_det + dim[None, :] * math.log(2.0 * math.pi))
 
 
 def fit_energy(z, gamma, observed=None, jitter: float = 1e-4):
@@ -90,8 +121,9 @@ def fit_numpy(z: np.ndarray, gamma: np.ndarray, observed: np.ndarray | None = No
 
 
 def energy_numpy(z: np.ndarray, gmm: dict[str, np.ndarray], observed: np.ndarray | None = None,
-                 batch_size: int = 20000) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`energy` with fixed parameters (gmm.npz), in batches to bound the (K,N,l) memory."""
+                 batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`energy` with fixed parameters (gmm.npz), in batches to bound the memory (the
+    marginal path holds (K, N, l, l))."""
     energies, class_energies = [], []
     for start in range(0, len(z), batch_size):
         stop = start + batch_size

@@ -1,29 +1,36 @@
-"""Split the sequences into train and validation sets; every VAR sequence goes to `novel`.
+"""Split the sequences by star into train, valid and test; the VAR stars into two halves.
 
 Reads   data/processed/sequences.npz (from `varnet sequences`).
-Writes  data/processed/split.npz: int64 indices into sequences.npz, `train` and `valid` (known
-        classes only) and `novel` (all VAR sequences: never trained on, the positive class of
-        novelty detection); reports/split.json: sequences and stars per class in each set.
+Writes  data/processed/split.npz: int64 indices into sequences.npz (schema.SPLIT_ARRAYS):
+        `train`, `valid`, `test` (known classes) and `novel_valid`, `novel_test` (VAR: never
+        trained on, the positive class of novelty detection); reports/split.json: sequences and
+        stars per class in each set.
 
-Two ways to split, chosen by `split.by`:
-  star      (default, honest) StratifiedGroupKFold grouped by star id: no sequence of a
-            validation star is seen in training. Each class present needs >= n_splits stars;
-            classes absent from the survey are allowed (real surveys lack some).
-  sequence  (the paper) StratifiedKFold on sequences: sequences of one star land on both
-            sides, which leaks the star's period, mean and label and inflates the scores.
-Both shuffle with `seed`, stratify by class and keep fold `fold` of `n_splits` as validation;
-the defaults (5 folds, fold 0, seed 0) are the paper's 80/20 split.
+Three sets, because choosing and reporting must not read the same stars: `valid` (with
+`novel_valid`) is what early stopping, the Optuna objectives, the promotion gate, the
+calibration and every threshold read; `test` (with `novel_test`) is only ever reported
+(Table 2, the README, the benchmarks). Of `n_splits` stratified folds, fold `fold` is test,
+the next one valid and the rest train (3/1/1 with the default 5). The VAR stars are halved at
+random (seeded) by star.
+
+Two ways to assign the known sequences, chosen by `split.by`:
+  star      (default, honest) StratifiedGroupKFold grouped by star id: no sequence of a valid or
+            test star is seen in training. Each class present needs >= n_splits stars; classes
+            absent from the survey are allowed (real surveys lack some).
+  sequence  (the paper's, for comparison) StratifiedKFold on sequences: sequences of one star
+            land in several sets, which leaks the star's period, mean and label and inflates
+            the scores.
 
 params.yaml:
   split:
     by: star        # star | sequence
-    n_splits: 5
-    fold: 0
+    n_splits: 5     # >= 3: test, valid and at least one training fold
+    fold: 0         # the test fold; valid is the next one
     seed: 0
 
 Example:
   varnet split                            # the DVC stage
-  dvc exp run -S split.by=sequence        # reproduce the paper's leaky split
+  dvc exp run -S split.by=sequence        # the paper's leaky assignment
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from varnet.core.errors import VarnetError
 REPORT_FILE = schema.REPORTS_DIR / "split.json"
 def split_indices(label: np.ndarray, star_id: np.ndarray, by: str = "star", n_splits: int = 5,
                   fold: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
-    """Indices of the train, valid and novel sequences (schema.SPLIT_ARRAYS).
+    """Indices of the schema.SPLIT_ARRAYS sets.
 
     ``label`` is the class index per sequence (-1 = VAR); ``star_id`` groups sequences by star
     when ``by == "star"``. Raises VarnetError naming a class that is too small for the split.
@@ -53,8 +60,10 @@ def split_indices(label: np.ndarray, star_id: np.ndarray, by: str = "star", n_sp
     if label.size and (label.min() < -1 or label.max() >= n_classes):
         raise VarnetError(f"labels must be in [-1, {n_classes}), found {label.min()}..."
                           f"{label.max()}")
+    if n_splits < 3:
+        raise VarnetError(f"split.n_splits is {n_splits}: a test, a valid and a training fold "
+                          "need at least 3")
     known = np.flatnonzero(label >= 0)
-    novel = np.flatnonzero(label < 0)
     y = label[known]
     for k, name in enumerate(taxonomy.CLASSES):
         if by == "star":
@@ -69,65 +78,82 @@ def split_indices(label: np.ndarray, star_id: np.ndarray, by: str = "star", n_sp
     dummy = np.zeros((known.size, 1))
     if by == "star":
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        folds = splitter.split(dummy, y, groups=star_id[known])
+        folds = [held for _, held in splitter.split(dummy, y, groups=star_id[known])]
     else:
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        folds = splitter.split(dummy, y)
-    train, valid = next(itertools.islice(folds, fold, None))
+        folds = [held for _, held in splitter.split(dummy, y)]
+    test, valid = folds[fold], folds[(fold + 1) % n_splits]
+    train = np.setdiff1d(np.arange(known.size), np.r_[test, valid])
     missing = [name for k, name in enumerate(taxonomy.CLASSES)
                if (y == k).any() and not (y[train] == k).any()]
     if missing:
         raise VarnetError(f"fold {fold} leaves class(es) {missing} without training sequences; "
                           f"try another split.seed or fewer split.n_splits")
+    novel_valid, novel_test = _halve_by_star(np.flatnonzero(label < 0), star_id, seed)
     return {"train": np.sort(known[train]).astype(np.int64),
             "valid": np.sort(known[valid]).astype(np.int64),
-            "novel": novel.astype(np.int64)}
+            "test": np.sort(known[test]).astype(np.int64),
+            "novel_valid": novel_valid, "novel_test": novel_test}
+
+
+def _halve_by_star(novel: np.ndarray, star_id: np.ndarray, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The novel sequences of a random half of their stars, and of the other half."""
+    stars = np.unique(star_id[novel])
+    chosen = np.random.default_rng(seed).permutation(stars)[: (stars.size + 1) // 2]
+    in_valid = np.isin(star_id[novel], chosen)
+    return (np.sort(novel[in_valid]).astype(np.int64),
+            np.sort(novel[~in_valid]).astype(np.int64))
 
 
 def summarize(label: np.ndarray, star_id: np.ndarray, split: dict[str, np.ndarray],
               cfg: SplitParams) -> dict:
-    """Sequences and stars per class in each set, and the stars shared by train and valid."""
+    """Sequences and stars per class in each set, and the stars that two sets share."""
     def counts(index: np.ndarray, k: int) -> dict[str, int]:
         mask = label[index] == k
         return {"sequences": int(mask.sum()), "stars": int(np.unique(star_id[index][mask]).size)}
 
+    known_sets = ("train", "valid", "test")
     per_class = {subset: {name: counts(split[subset], k)
                           for k, name in enumerate(taxonomy.CLASSES)}
-                 for subset in ("train", "valid")}
-    shared = np.intersect1d(star_id[split["train"]], star_id[split["valid"]]).size
-    n_known = split["train"].size + split["valid"].size
+                 for subset in known_sets}
+    shared = {f"{a}_{b}": int(np.intersect1d(star_id[split[a]], star_id[split[b]]).size)
+              for a, b in itertools.combinations(schema.SPLIT_ARRAYS, 2)}
+    n_known = sum(split[s].size for s in known_sets)
     return {
         "by": cfg.by, "n_splits": cfg.n_splits, "fold": cfg.fold, "seed": cfg.seed,
-        "train_sequences": int(split["train"].size),
-        "valid_sequences": int(split["valid"].size),
-        "novel_sequences": int(split["novel"].size),
-        "valid_fraction": split["valid"].size / n_known if n_known else 0.0,
-        "stars_in_train_and_valid": int(shared),
+        **{f"{subset}_sequences": int(split[subset].size) for subset in schema.SPLIT_ARRAYS},
+        **{f"{subset}_fraction": split[subset].size / n_known if n_known else 0.0
+           for subset in known_sets},
+        "stars_shared": shared,
         "per_class": per_class,
-        "novel": counts(split["novel"], -1),
+        "novel": {subset: counts(split[subset], -1) for subset in ("novel_valid", "novel_test")},
     }
 
 
 def format_summary(summary: dict) -> str:
     per_class = summary["per_class"]
+    sets = tuple(per_class)
     lines = [
-        f"split by {summary['by']} (fold {summary['fold']} of {summary['n_splits']}, seed "
-        f"{summary['seed']}): train {summary['train_sequences']}, valid "
-        f"{summary['valid_sequences']} ({summary['valid_fraction']:.1%}), novel "
-        f"{summary['novel_sequences']} sequences",
-        f"  {'class':6} {'train seq':>10} {'stars':>6} {'valid seq':>10} {'stars':>6}",
+        f"split by {summary['by']} (test fold {summary['fold']} of {summary['n_splits']}, seed "
+        f"{summary['seed']}): " + ", ".join(
+            f"{s} {summary[f'{s}_sequences']} ({summary[f'{s}_fraction']:.0%})" for s in sets)
+        + " sequences",
+        f"  {'class':6} " + " ".join(f"{s + ' seq':>10} {'stars':>6}" for s in sets),
     ]
-    for name, train in per_class["train"].items():
-        valid = per_class["valid"][name]
-        lines.append(f"  {name:6} {train['sequences']:10d} {train['stars']:6d} "
-                     f"{valid['sequences']:10d} {valid['stars']:6d}")
-    novel = summary["novel"]
-    lines.append(f"  {taxonomy.NOVEL:6} novel: {novel['sequences']} sequences of "
-                 f"{novel['stars']} stars")
-    lines.append(f"  stars with sequences in both train and valid: "
-                 f"{summary['stars_in_train_and_valid']}")
-    lines += [f"  warning: no {name} sequence in validation"
-              for name, valid in per_class["valid"].items() if not valid["sequences"]]
+    for name in per_class["train"]:
+        lines.append(f"  {name:6} " + " ".join(
+            f"{per_class[s][name]['sequences']:10d} {per_class[s][name]['stars']:6d}"
+            for s in sets))
+    for subset, novel in summary["novel"].items():
+        lines.append(f"  {taxonomy.NOVEL:6} {subset}: {novel['sequences']} sequences of "
+                     f"{novel['stars']} stars")
+    shared = {pair: n for pair, n in summary["stars_shared"].items() if n}
+    lines.append("  stars in two sets: " + (", ".join(f"{pair} {n}" for pair, n in
+                                                       shared.items()) or "none"))
+    lines += [f"  warning: no {name} sequence in {s}" for s in sets[1:]
+              for name, c in per_class[s].items() if not c["sequences"]
+              and per_class["train"][name]["sequences"]]
     return "\n".join(lines)
 
 

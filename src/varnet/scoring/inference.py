@@ -2,12 +2,14 @@
 
 A variant directory (``models/<variant>/``, written by ``varnet train``; its files are
 ``schema.MODEL_FILES``) holds the network, the GMM fitted once on the training set, the novelty
-thresholds and the resolved config. ``Scorer`` is what training, the MLflow model and
-``varnet score`` use:
+thresholds, the validation calibration and the resolved config. ``Scorer`` is what training,
+the MLflow model and ``varnet score`` use:
 
     scorer = Scorer.load("models/joint")
     out = scorer.predict(X, aux, phot)        # gamma, energy, class_energy, embedding, features
-    novel = out["energy"] >= scorer.thresholds["95"]
+    calibrated = scorer.calibration["sequence"].apply(out["gamma"], out["energy"],
+                                                      out["class_energy"])
+    novel = calibrated["p_novel"] <= 0.05     # a false-alarm rate of at most 5%
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 
 from varnet.core import files
 from varnet.core.errors import VarnetError
-from varnet.core.schema import SERVED_FILES, ModelFolder
+from varnet.core.schema import LEVELS, SERVED_FILES, ModelFolder
 from varnet.core.taxonomy import CLASSES
 from varnet.model import gmm
+from varnet.scoring.calibration import Calibration
 
 
 def predict(network: keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 500
@@ -47,11 +50,13 @@ def predict(network: keras.Model, inputs: dict[str, np.ndarray], batch_size: int
 
 @dataclass
 class Scorer:
-    """A trained network plus its frozen GMM and novelty thresholds."""
+    """A trained network plus its frozen GMM, novelty thresholds and calibration."""
 
     network: keras.Model
     gmm: dict[str, np.ndarray]
-    thresholds: dict[str, float]
+    thresholds: dict[str, dict[str, float]]
+    """level -> {percentile: training energy} (the paper's flags)."""
+    calibration: Calibration
     variant: dict
     classes: tuple[str, ...] = CLASSES
 
@@ -68,9 +73,13 @@ class Scorer:
         except (OSError, ValueError, TypeError) as exc:
             raise VarnetError(f"{folder.model}: cannot load the model ({exc})") from exc
         variant = files.read_json(folder.variant)
-        thresholds = {str(k): float(v) for k, v in files.read_json(folder.thresholds).items()}
+        thresholds = files.read_json(folder.thresholds)
+        if sorted(thresholds) != sorted(LEVELS):
+            raise VarnetError(f"{folder.thresholds}: expected thresholds per {list(LEVELS)} "
+                              "(written by an older varnet; retrain the variant)")
         classes = tuple(variant.get("classes", CLASSES))
-        return cls(network, files.read_npz(folder.gmm), thresholds, variant, classes)
+        return cls(network, files.read_npz(folder.gmm), thresholds,
+                   Calibration.load(folder.calibration), variant, classes)
 
     @property
     def photometric(self) -> bool:

@@ -12,11 +12,16 @@ phot_g_abs, bp_rp, w_rp (constant per star). A "sequence" is simply a light curv
 points, so both raw light curves (cut into n-point sequences, the remainder dropped) and single
 sequences are accepted.
 
-Output (params {"level": "star"} (default) or {"level": "sequence"}): one row per star, in input
-order, or per sequence: id, [sequence], class, prob_<CLASS>..., energy, energy_<CLASS>...,
-novel_p80, novel_p95, period, period_source (catalog | lomb-scargle), n_sequences, n_points,
-note. Per star the probabilities, energies are the means over the star's sequences and the class
-their argmax (as in evaluation); novel_pXX = energy >= the model's XXth-percentile threshold.
+Output (params {"level": "star"} (default) or {"level": "sequence"}, and {"alpha": 0.05}): one
+row per star, in input order, or per sequence: id, [sequence], class, prob_<CLASS>... (calibrated
+by temperature scaling), gamma_<CLASS>... (the estimation network's raw softmax), energy,
+energy_<CLASS>..., p_novel (the conformal p-value of the energy against the validation stars of
+the known classes), p_<CLASS>... (the same for each class's energy against that class's
+validation stars), novel (p_novel <= alpha: a false-alarm rate of at most alpha on stars like the
+known classes), novel_p80, novel_p95 (the paper's flags: energy >= the XXth percentile of the
+training energies of that level), period, period_source (catalog | lomb-scargle), n_sequences,
+n_points, note. Per star, γ and the energies are the means over the star's sequences, the class
+their argmax, and the star-level calibration applies (docs/serving.md; scoring.calibration).
 
 Errors: a malformed request (not a table, no rows, a missing column, a non-numeric time/mag/err,
 a missing id, an unknown level) raises `InputError`, an MlflowException (HTTP 400 with the
@@ -45,7 +50,7 @@ from varnet.core.taxonomy import CLASSES
 from varnet.prepare.cuts import clean_lightcurves
 from varnet.prepare.periods import lomb_scargle_period
 from varnet.prepare.sequences import build_sequences
-from varnet.scoring import metrics
+from varnet.scoring.calibration import DEFAULT_ALPHA, per_level
 
 REQUIRED_COLUMNS = ("id", "time", "mag", "err")
 DEFAULT_BAND = "V"
@@ -68,10 +73,11 @@ class Preprocessing:
     period_range: list[float] | None = field(default_factory=lambda: [0.01, 2000.0])
 
 
-def output_columns(thresholds: dict[str, float]) -> list[str]:
-    """Output columns after id (and sequence)."""
-    return (["class", *(f"prob_{c}" for c in CLASSES), "energy",
-             *(f"energy_{c}" for c in CLASSES), *(f"novel_p{k}" for k in thresholds),
+def output_columns(percentiles: list[str]) -> list[str]:
+    """Output columns after id (and sequence), for the paper's threshold ``percentiles``."""
+    return (["class", *(f"prob_{c}" for c in CLASSES), *(f"gamma_{c}" for c in CLASSES),
+             "energy", *(f"energy_{c}" for c in CLASSES), "p_novel",
+             *(f"p_{c}" for c in CLASSES), "novel", *(f"novel_p{k}" for k in percentiles),
              "period", "period_source", "n_sequences", "n_points", "note"])
 
 
@@ -151,11 +157,14 @@ def _find_periods(clean: pd.DataFrame, catalog: pd.Series, prep: Preprocessing,
     return period, source
 
 
-def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "star"
-                      ) -> pd.DataFrame:
+def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "star",
+                      alpha: float = DEFAULT_ALPHA) -> pd.DataFrame:
     """Everything `predict` does, as a plain function of a Scorer (used in-process too)."""
     if level not in LEVELS:
         raise InputError(f"level must be one of {list(LEVELS)}, got {level!r}")
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha (the novelty false-alarm rate) must be between 0 and 1, "
+                         f"got {alpha!r}")
     lc = _check_input(_as_frame(model_input))
     star_order = pd.Index(lc["id"].unique())
     notes: dict[str, str] = {}
@@ -177,26 +186,25 @@ def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "st
 
     if arrays["star_id"].size:
         out = scorer.predict(arrays["X"], arrays["aux"], arrays["phot"])  # phot: NaN = missing
-        gamma, energy, class_energy = out["gamma"], out["energy"], out["class_energy"]
     else:
-        gamma = class_energy = np.zeros((0, len(CLASSES)))
-        energy = np.zeros(0)
-
+        out = {"gamma": np.zeros((0, len(CLASSES))), "energy": np.zeros(0),
+               "class_energy": np.zeros((0, len(CLASSES)))}
+    scores = per_level(arrays["star_id"], gamma=out["gamma"], energy=out["energy"],
+                       class_energy=out["class_energy"])[level]
     if level == "star":
-        ids, means = metrics.star_means(arrays["star_id"], gamma=gamma, energy=energy,
-                                        class_energy=class_energy)
-        rows = pd.DataFrame({"id": ids})
-        gamma, energy, class_energy = means["gamma"], means["energy"], means["class_energy"]
-        rows["n_sequences"] = means["n_sequences"]
+        rows = pd.DataFrame({"id": pd.unique(arrays["star_id"]),
+                             "n_sequences": scores["n_sequences"]})
     else:
         rows = pd.DataFrame({"id": arrays["star_id"]})
         rows.insert(1, "sequence", rows.groupby("id", sort=False).cumcount())
         rows["n_sequences"] = rows.groupby("id")["id"].transform("size")
+    calibrated = scorer.calibration[level].apply(scores["gamma"], scores["energy"],
+                                                 scores["class_energy"])
     failed = pd.DataFrame({"id": [s for s in star_order if s in notes]})
     if level == "sequence":
         failed.insert(1, "sequence", -1)
-    return _assemble(rows, failed, gamma, energy, class_energy, scorer.thresholds, period,
-                     source, n_points, notes, star_order)
+    return _assemble(rows, failed, {**scores, **calibrated}, scorer.thresholds[level], alpha,
+                     period, source, n_points, notes, star_order)
 
 
 def _why_unscored(clean: pd.DataFrame, stars: pd.Index, length: int, n_points: pd.Series
@@ -219,18 +227,23 @@ def _why_unscored(clean: pd.DataFrame, stars: pd.Index, length: int, n_points: p
     return notes
 
 
-def _assemble(rows, failed, gamma, energy, class_energy, thresholds, period, source, n_points,
-              notes, star_order) -> pd.DataFrame:
-    rows["class"] = np.asarray(CLASSES)[np.argmax(gamma, axis=1)]
+def _assemble(rows, failed, scores, thresholds, alpha, period, source, n_points, notes,
+              star_order) -> pd.DataFrame:
+    rows["class"] = np.asarray(CLASSES)[np.argmax(scores["gamma"], axis=1)]
+    for prefix, key in (("prob", "prob"), ("gamma", "gamma")):
+        for k, name in enumerate(CLASSES):
+            rows[f"{prefix}_{name}"] = scores[key][:, k]
+    rows["energy"] = scores["energy"]
     for k, name in enumerate(CLASSES):
-        rows[f"prob_{name}"] = gamma[:, k]
-    rows["energy"] = energy
+        rows[f"energy_{name}"] = scores["class_energy"][:, k]
+    rows["p_novel"] = scores["p_novel"]
     for k, name in enumerate(CLASSES):
-        rows[f"energy_{name}"] = class_energy[:, k]
+        rows[f"p_{name}"] = scores["p_class"][:, k]
     table = pd.concat([rows, failed], ignore_index=True)
     table["n_sequences"] = table["n_sequences"].fillna(0).astype(np.int64)
     if "sequence" in table:
         table["sequence"] = table["sequence"].astype(np.int64)
+    table["novel"] = table["p_novel"].to_numpy(np.float64) <= alpha
     for key, threshold in thresholds.items():
         table[f"novel_p{key}"] = table["energy"].to_numpy(np.float64) >= threshold
     table["period"] = table["id"].map(period).astype(np.float64)
@@ -241,7 +254,7 @@ def _assemble(rows, failed, gamma, energy, class_energy, thresholds, period, sou
     # input order of the stars (stable: sequences keep their order within a star)
     table = table.iloc[np.argsort(star_order.get_indexer(table["id"]), kind="stable")]
     leading = ["id", "sequence"] if "sequence" in table else ["id"]
-    return table[leading + output_columns(thresholds)].reset_index(drop=True)
+    return table[leading + output_columns(list(thresholds))].reset_index(drop=True)
 
 
 def preprocessing_for(model_dir: Path) -> Preprocessing:

@@ -1,18 +1,20 @@
 """Classification and novelty metrics, per sequence and per star (docs/method.md §4, §6).
 
-Novelty follows the paper's protocol: the test set is the validation sequences (negatives) plus
-every VAR sequence (positives), a sequence is flagged novel when its energy is at or above a
-threshold (a percentile of the *training* energies), and precision/recall/F1 come from
-``precision_recall_fscore_support(average="binary")``. AUROC and AUPRC (average precision) score
-the energy itself, free of any threshold.
+Novelty follows the paper's protocol on the sets that only report: the known-class test
+sequences (negatives) plus the VAR sequences of the novel_test stars (positives); a sequence is
+flagged novel when its energy is at or above a threshold (a percentile of the *training*
+energies), and precision/recall/F1 come from ``precision_recall_fscore_support(average="binary")``.
+AUROC and AUPRC (average precision) score the energy itself, free of any threshold; the
+conformal flag p_novel <= alpha (scoring.calibration) is scored by ``conformal_scores``.
 
 Per star, a star's class probabilities are the mean of its sequences' γ, its class the argmax of
-that mean, and its energy the mean of its sequences' energies; the thresholds stay the
-sequence-level ones. ``star_means`` is the one aggregation used by evaluation and the pyfunc model.
+that mean, and its energy the mean of its sequences' energies, compared with thresholds from
+the training stars' mean energies. ``star_means`` is the one aggregation used everywhere.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -138,7 +140,7 @@ def level_metrics(label: np.ndarray, gamma: np.ndarray, energy: np.ndarray,
                   classes: tuple[str, ...] = CLASSES) -> dict:
     """All metrics of one level (sequences or stars).
 
-    ``known`` selects the validation rows (classification, negatives of novelty); rows with
+    ``known`` selects the known-class rows (classification, negatives of novelty); rows with
     label -1 are the novel positives. Classification uses the known rows only.
     """
     label = np.asarray(label)
@@ -150,5 +152,24 @@ def level_metrics(label: np.ndarray, gamma: np.ndarray, energy: np.ndarray,
         "accuracy": accuracy(label[known], predicted[known]),
         "recall": per_class_recall(label[known], predicted[known], classes),
         "novelty": novelty_scores(np.asarray(energy)[test], novel[test], thresholds),
-        "n_valid": int(known.sum()),
+        "n_known": int(known.sum()),
     }
+
+
+def conformal_scores(p_novel: np.ndarray, is_novel: np.ndarray, alphas: list[float]
+                     ) -> dict[str, float]:
+    """The flag p_novel <= alpha at each alpha: the false-alarm rate on the known rows with its
+    binomial standard error sqrt(alpha (1 - alpha) / n) (what "within sampling error" means),
+    and the recall and precision of the novel rows. Keys ``alpha<a>_<metric>``."""
+    p_novel, truth = np.asarray(p_novel, dtype=np.float64), np.asarray(is_novel, dtype=bool)
+    out: dict[str, float] = {}
+    for alpha in alphas:
+        flagged = p_novel <= alpha
+        n_known = int((~truth).sum())
+        key = f"alpha{alpha:g}"
+        out[f"{key}_false_alarm_rate"] = float(flagged[~truth].mean()) if n_known else math.nan
+        out[f"{key}_false_alarm_se"] = (math.sqrt(alpha * (1 - alpha) / n_known) if n_known
+                                        else math.nan)
+        out[f"{key}_recall"] = float(flagged[truth].mean()) if truth.any() else math.nan
+        out[f"{key}_precision"] = (float(truth[flagged].mean()) if flagged.any() else math.nan)
+    return out

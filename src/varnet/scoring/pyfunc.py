@@ -23,6 +23,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from varnet.core.errors import VarnetError
 from varnet.core.schema import PHOT_COLUMNS, SERVED_FILES, ModelFolder
+from varnet.scoring.calibration import DEFAULT_ALPHA
 from varnet.scoring.lightcurves import (
     DEFAULT_BAND,
     Preprocessing,
@@ -52,11 +53,13 @@ class VarnetModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None
                 ) -> pd.DataFrame:
-        level = (params or {}).get("level") or "star"
-        return score_lightcurves(self.scorer, self.prep, model_input, level)
+        params = params or {}
+        return score_lightcurves(self.scorer, self.prep, model_input,
+                                 params.get("level") or "star",
+                                 float(params.get("alpha") or DEFAULT_ALPHA))
 
 
-def signature(thresholds: dict[str, float]) -> ModelSignature:
+def signature(percentiles: list[str]) -> ModelSignature:
     inputs = Schema([
         ColSpec("string", "id"), ColSpec("double", "time"), ColSpec("double", "mag"),
         ColSpec("double", "err"), ColSpec("string", "band", required=False),
@@ -65,11 +68,12 @@ def signature(thresholds: dict[str, float]) -> ModelSignature:
     ])
     outputs = [ColSpec("string", "id"), ColSpec("long", "sequence", required=False),
                ColSpec("string", "class", required=False)]
-    for name in output_columns(thresholds)[1:]:
-        kind = ("boolean" if name.startswith("novel_") else "long" if name.startswith("n_")
+    for name in output_columns(percentiles)[1:]:
+        kind = ("boolean" if name.startswith("novel") else "long" if name.startswith("n_")
                 else "string" if name in ("period_source", "note") else "double")
         outputs.append(ColSpec(kind, name, required=name not in ("note", "period_source")))
-    params = ParamSchema([ParamSpec("level", "string", "star")])
+    params = ParamSchema([ParamSpec("level", "string", "star"),
+                          ParamSpec("alpha", "double", DEFAULT_ALPHA)])
     return ModelSignature(inputs=inputs, outputs=Schema(outputs), params=params)
 
 
@@ -97,7 +101,7 @@ def log_model(model_dir: Path, registered_model: str | None):
         raise VarnetError(f"{model_dir}: cannot log the model, missing "
                           f"{[path.name for path in missing]}")
     prep = preprocessing_for(model_dir)
-    thresholds = json.loads(folder.thresholds.read_text())
+    percentiles = list(json.loads(folder.thresholds.read_text())["star"])
     with tempfile.TemporaryDirectory() as tmp:
         prep_file = Path(tmp) / PREPROCESSING_FILE
         prep_file.write_text(json.dumps(asdict(prep), indent=2))
@@ -107,8 +111,8 @@ def log_model(model_dir: Path, registered_model: str | None):
             artifacts={**{name: str(folder.file(name)) for name in SERVED_FILES},
                        PREPROCESSING_FILE: str(prep_file)},
             code_paths=[str(PACKAGE_DIR)],
-            signature=signature(thresholds),
-            input_example=(input_example(prep), {"level": "star"}),
+            signature=signature(percentiles),
+            input_example=(input_example(prep), {"level": "star", "alpha": DEFAULT_ALPHA}),
             pip_requirements=[f"{p}=={version(p)}" for p in REQUIREMENTS],
             registered_model_name=registered_model,
         )

@@ -4,7 +4,9 @@ Everything downstream loads the model as `models:/<name>@champion` (`varnet scor
 serve`), so moving that alias is how a new model goes live, and moving it back is a rollback.
 
 The gate compares the candidate's metrics with the champion's, both read from the MLflow runs
-that produced the versions (train logs valid_accuracy and novelty_auroc; evaluate adds eval.*).
+that produced the versions (train logs valid_accuracy and novelty_auroc, both read from the
+valid and novel_valid stars only; evaluate adds eval.*, the test numbers, which must not be
+gated on: params `promote.metrics` lists the valid ones).
 Rule (params `promote.metrics`, metric -> tolerance, higher is better): the candidate passes when
 every listed metric is >= the champion's value minus its tolerance. The comparison is only
 meaningful on the same evaluation data, so the runs' data-version tags (`promote.data_tag_prefix`,

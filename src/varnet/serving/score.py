@@ -2,12 +2,25 @@
 
 Input (one or more files; the format is recognised, or give --format):
   long table  CSV or parquet, one row per epoch: id, time, mag, err, optional band, optional
-              period (days; the catalog period, constant per star). Rows of a star must be
-              contiguous (sorted or grouped by id): the file is read in chunks of whole stars so
-              memory stays flat for any size; a star found again later is an error.
+              period (days; the catalog period, constant per star), and for a photometric model
+              optional phot_g_abs, bp_rp, w_rp (Gaia, constant per star; missing =
+              marginalised). Rows of a star must be contiguous (sorted or grouped by id): the
+              file is read in chunks of whole stars so memory stays flat for any size; a star
+              found again later is an error.
   asassn      one ASAS-SN light-curve file per star (Sky Patrol CSV export, database or older
               format; varnet.surveys.asassn), the star id is the file name (`vxmen.csv` -> vxmen).
   --periods   optional CSV/parquet with id, period: catalog periods for the stars.
+  HATS        a HATS catalog folder (`varnet hats-catalog` writes one; surveys such as ZTF and
+              Rubin serve theirs): one row per star, id, ra, dec, optional period and Gaia
+              columns, a nested column lc (time, mag, err, optional band). It is scored on Dask
+              through LSDB, one task per sky partition, and -o names the output HATS catalog
+              (a folder: the input's pixels, one row per star + ra, dec). Other column names:
+              --columns id=objectid lc=lightcurve ... (varnet.serving.distributed).
+  folder      a folder of long-table files: scored on Dask, one task per file.
+--workers N starts a local Dask cluster of N processes (the default for HATS and folders: one
+per core); --scheduler ADDRESS uses a running cluster instead (SLURM, Kubernetes: its workers
+must see the inputs, the output folder and the MLflow store; docs/scaling.md). Files scored on
+a cluster give the same output file as without.
 A star without a period gets one from a Lomb–Scargle periodogram (varnet.prepare.periods), marked
 period_source = lomb-scargle in the output.
 
@@ -23,6 +36,8 @@ Examples:
   varnet score lightcurves.parquet -o scores.parquet
   varnet score ../shared/data/small-fixtures/asassn-skypatrol-vxmen/vxmen.csv -o vxmen.csv
   varnet score big.csv --periods catalog.csv --model models:/varnet@challenger -o out.parquet
+  varnet hats-catalog && varnet score data/processed/hats/synthetic -o scores-hats --workers 2
+  varnet score /shared/survey-hats -o survey-scores --scheduler tcp://scheduler:8786
 """
 
 from __future__ import annotations
@@ -42,12 +57,14 @@ from tqdm import tqdm
 from varnet.core import files
 from varnet.core.config import ScoreParams, section
 from varnet.core.errors import VarnetError
-from varnet.core.schema import LEVELS
+from varnet.core.schema import LEVELS, PHOT_COLUMNS
+from varnet.scoring.calibration import DEFAULT_ALPHA
 from varnet.surveys import asassn, readers
 
 FORMATS = ("auto", "table", "asassn")
 REQUIRED = ("id", "time", "mag", "err")
-OPTIONAL = ("band", "period")
+OPTIONAL = ("band", "period", *PHOT_COLUMNS)
+"""Read when present: a photometric model gets the Gaia columns exactly as the HTTP path does."""
 
 
 # --- reading whole stars in chunks -----------------------------------------------------------
@@ -174,9 +191,10 @@ def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
         raise VarnetError(f"cannot load model {uri}: {exc}") from exc
 
 
-def predict(model: mlflow.pyfunc.PyFuncModel, chunk: pd.DataFrame, level: str) -> pd.DataFrame:
+def predict(model: mlflow.pyfunc.PyFuncModel, chunk: pd.DataFrame, level: str,
+            alpha: float = DEFAULT_ALPHA) -> pd.DataFrame:
     try:
-        return model.predict(chunk, params={"level": level})
+        return model.predict(chunk, params={"level": level, "alpha": alpha})
     except mlflow.exceptions.MlflowException as exc:
         raise VarnetError(f"the model rejected the input: {exc.message.splitlines()[0]}") from exc
 
@@ -219,7 +237,8 @@ class OutputWriter:
 
 def score_files(model: mlflow.pyfunc.PyFuncModel, inputs: list[Path], output: Path,
                 *, fmt: str = "auto", level: str = "star", chunk_rows: int = 200_000,
-                periods: pd.Series | None = None) -> dict[str, float]:
+                periods: pd.Series | None = None, alpha: float = DEFAULT_ALPHA
+                ) -> dict[str, float]:
     """Score every input into ``output``; returns counts and throughput. A star found in two
     inputs (or a file given twice) is an error: it would be scored twice."""
     if repeated := sorted({str(p) for p in inputs if inputs.count(p) > 1}):
@@ -237,7 +256,7 @@ def score_files(model: mlflow.pyfunc.PyFuncModel, inputs: list[Path], output: Pa
                         raise VarnetError(f"{path}: star {star!r} is also in {first_file[star]}; "
                                           "each star is scored once (merge its rows into one "
                                           "file)")
-                result = predict(model, chunk, level)
+                result = predict(model, chunk, level, alpha)
                 out.write(result)
                 n_rows += len(chunk)
                 n_stars += chunk["id"].nunique()
@@ -272,6 +291,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, help="light-curve files")
     parser.add_argument("-o", "--output", type=Path, default=Path("scores.csv"),
@@ -284,6 +314,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--periods", type=Path, help="table of id, period (days)")
     parser.add_argument("--chunk-rows", type=positive_int, help="rows per chunk "
                         "(default: params score.chunk_rows)")
+    parser.add_argument("--alpha", type=probability, default=DEFAULT_ALPHA,
+                        help="false-alarm rate of the novelty flag: a star is flagged novel "
+                        "when its conformal p_novel <= alpha (default: %(default)s)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=positive_int, metavar="N",
+                         help="score on a new local Dask cluster of N worker processes (default "
+                         "for a HATS catalog or a folder: one per core)")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="score on a running Dask cluster, e.g. tcp://host:8786 "
+                         "(dask-jobqueue, dask-kubernetes, a Gateway: docs/scaling.md)")
+    parser.add_argument("--columns", nargs="+", metavar="OURS=THEIRS",
+                        help="HATS input with other column names: id, lc (the nested light "
+                        "curve), time, mag, err, band, period, phot_g_abs, bp_rp, w_rp")
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
@@ -291,11 +334,16 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from varnet.core import tracking
 
     tracking.configure(params)
+    if args.workers or args.scheduler or any(path.is_dir() for path in args.inputs):
+        from varnet.serving import distributed  # Dask and LSDB: only when used
+
+        return distributed.run(args, cfg)
     periods = read_periods(args.periods) if args.periods else None
     model = load_model(args.model or cfg.model)
     stats = score_files(model, args.inputs, args.output, fmt=args.fmt,
                         level=args.level or cfg.level,
-                        chunk_rows=args.chunk_rows or cfg.chunk_rows, periods=periods)
+                        chunk_rows=args.chunk_rows or cfg.chunk_rows, periods=periods,
+                        alpha=args.alpha)
     print(f"scored {stats['stars']} stars ({stats['rows']} rows) -> {stats['output_rows']} rows "
           f"in {args.output}; {stats['seconds']:.1f} s, {stats['rows_per_s']:.0f} rows/s")
     return 0

@@ -1,4 +1,4 @@
-"""The training data: the train/valid/novel subsets of sequences.npz, checked, and tf.data.
+"""The training data: the split subsets of sequences.npz (schema.SPLIT_ARRAYS), checked; tf.data.
 
 Every check names the file and an example star, so a broken input stops training with a
 message instead of a NaN loss several epochs later.
@@ -15,12 +15,12 @@ import tensorflow as tf
 from varnet.core import files, schema, taxonomy
 from varnet.core.errors import VarnetError
 
-SUBSETS = ("train", "valid", "novel")
+SUBSETS = tuple(schema.SPLIT_ARRAYS)
 
 
 @dataclass
 class Subset:
-    """One of train/valid/novel: network inputs, targets and bookkeeping."""
+    """One split subset: network inputs, targets and bookkeeping."""
 
     index: np.ndarray
     inputs: dict[str, np.ndarray]
@@ -31,7 +31,7 @@ class Subset:
 
 def load_data(photometric: bool, sequences: Path = schema.SEQUENCES_FILE,
               split: Path = schema.SPLIT_FILE) -> dict[str, Subset]:
-    """The train/valid/novel subsets, checked: finite inputs, known labels, the class order."""
+    """The split subsets, checked: finite inputs, known labels, the class order."""
     arrays = files.read_npz(sequences)
     indices = files.read_npz(split)
     needed = ["X", "weight", "aux", "label", "star_id"] + (["phot"] if photometric else [])
@@ -40,10 +40,13 @@ def load_data(photometric: bool, sequences: Path = schema.SEQUENCES_FILE,
     if "classes" in arrays and tuple(arrays["classes"].tolist()) != taxonomy.CLASSES:
         raise VarnetError(f"{sequences}: classes {arrays['classes'].tolist()} differ from "
                           f"{list(taxonomy.CLASSES)}")
+    if missing := [k for k in SUBSETS if k not in indices]:
+        raise VarnetError(f"{split}: missing set(s) {missing} (written by an older `varnet "
+                          "split`; rerun it)")
     n = len(arrays["label"])
     subsets = {}
     for name in SUBSETS:
-        index = np.asarray(indices.get(name, np.zeros(0, np.int64)), dtype=np.int64)
+        index = np.asarray(indices[name], dtype=np.int64)
         if index.size and (index.min() < 0 or index.max() >= n):
             raise VarnetError(f"{split}: {name} indices outside [0, {n}) of {sequences}; "
                               "rerun `varnet split`")
@@ -69,7 +72,7 @@ def _check(subsets: dict[str, Subset], path: Path) -> None:
             if bad.any():
                 raise VarnetError(f"{path}: {int(bad.sum())} {name} sequence(s) with non-finite "
                                   f"{key}, e.g. star {subset.star_id[bad][0]}")
-        if name == "novel":
+        if name in schema.NOVEL_SUBSETS:
             continue
         bad = ~(np.isfinite(subset.weight) & (subset.weight >= 0)).all(axis=1)
         if bad.any():

@@ -71,7 +71,8 @@ from varnet.core.config import (
 from varnet.core.errors import VarnetError
 from varnet.core.schema import MODEL_FILES, ModelFolder
 from varnet.model import build_network, feature_names, gmm
-from varnet.scoring import metrics
+from varnet.scoring import calibration, metrics
+from varnet.scoring.calibration import Calibration
 from varnet.scoring.inference import predict
 from varnet.training.checkpoint import Checkpoint, run_exists
 from varnet.training.data import SUBSETS, Subset, load_data
@@ -102,7 +103,7 @@ def score_subsets(network: keras.Model, data: dict[str, Subset], jitter: float
 
 
 def predictions_table(data: dict[str, Subset], outputs: dict) -> dict[str, np.ndarray]:
-    """predictions.npz: the train, valid and novel sequences one after the other."""
+    """predictions.npz: the sequences of every split subset, one subset after the other."""
     names = [n for n in SUBSETS if outputs[n] is not None]
     table = {
         "index": np.concatenate([data[n].index for n in names]),
@@ -117,16 +118,18 @@ def predictions_table(data: dict[str, Subset], outputs: dict) -> dict[str, np.nd
 
 
 def final_metrics(data: dict[str, Subset], outputs: dict, params: dict[str, np.ndarray],
-                  thresholds: dict[str, float]) -> dict[str, float]:
+                  thresholds: dict[str, dict[str, float]], fitted: Calibration
+                  ) -> dict[str, float]:
     """What the run logs, the tuner maximises and the promotion gate compares: accuracies,
-    novelty AUROC (valid vs novel sequences), the mixture weights, the thresholds."""
+    novelty AUROC (valid vs novel_valid sequences: the sets that choose, never test), the
+    mixture weights, the thresholds and the temperatures."""
     result: dict[str, float] = {}
     for name in ("train", "valid"):
         if outputs[name] is not None:
             result[f"{name}_accuracy"] = metrics.accuracy(data[name].label,
                                                           outputs[name]["gamma"].argmax(axis=1))
     result.setdefault("valid_accuracy", float("nan"))
-    valid, novel = outputs["valid"], outputs["novel"]
+    valid, novel = outputs["valid"], outputs["novel_valid"]
     if valid is not None and novel is not None:
         is_novel = np.r_[np.zeros(len(valid["energy"])), np.ones(len(novel["energy"]))]
         result["novelty_auroc"] = metrics.novelty_scores(
@@ -135,12 +138,14 @@ def final_metrics(data: dict[str, Subset], outputs: dict, params: dict[str, np.n
         result["novelty_auroc"] = float("nan")
     for k, name in enumerate(taxonomy.CLASSES):
         result[f"phi_{name}"] = float(params["phi"][k])
-    for key, value in thresholds.items():
-        result[f"threshold_p{key}"] = value
-    for name, out in outputs.items():
-        if out is not None:
-            result[f"energy_median_{name}"] = float(np.median(out["energy"]))
-            result[f"{name}_recon_r2"] = float(np.nanmedian(out["recon_r2"]))
+    for level, by_percentile in thresholds.items():
+        for key, value in by_percentile.items():
+            result[f"threshold_{level}_p{key}"] = value
+        result[f"temperature_{level}"] = fitted[level].temperature
+    for name in ("train", "valid"):
+        if outputs[name] is not None:
+            result[f"energy_median_{name}"] = float(np.median(outputs[name]["energy"]))
+            result[f"{name}_recon_r2"] = float(np.nanmedian(outputs[name]["recon_r2"]))
     return result
 
 
@@ -260,8 +265,13 @@ def _finish(name, params, network, model_cfg, data, state, resolved, percentiles
     if not np.isfinite(train_energy).all():
         raise VarnetError(f"variant {name}: non-finite training energies; the GMM fit failed "
                           "(try a larger model.gmm_jitter)")
-    thresholds = {f"{p:g}": float(np.percentile(train_energy, p)) for p in percentiles}
-    result = final_metrics(data, outputs, gmm_params, thresholds)
+    thresholds = calibration.novelty_thresholds(data["train"].star_id, train_energy, percentiles)
+    valid = outputs["valid"]
+    if valid is None:
+        raise VarnetError(f"variant {name}: no validation sequences to calibrate on")
+    fitted = Calibration.fit(data["valid"].star_id, data["valid"].label,
+                                         valid["gamma"], valid["energy"], valid["class_energy"])
+    result = final_metrics(data, outputs, gmm_params, thresholds, fitted)
     history = pd.DataFrame(state["history"]).reindex(columns=list(HISTORY_COLUMNS))
     variant = {**resolved, "classes": list(taxonomy.CLASSES),
                "features": feature_names(model_cfg.embedding, resolved["photometric"]),
@@ -276,12 +286,14 @@ def _finish(name, params, network, model_cfg, data, state, resolved, percentiles
     network.save(staging.model)
     files.write_npz(staging.gmm, **gmm_params)
     files.write_json(thresholds, staging.thresholds)
+    fitted.save(staging.calibration)
     files.write_npz(staging.predictions, **predictions_table(data, outputs))
     files.write_text(history.to_csv(index=False), staging.history)
     files.write_json(variant, staging.variant)
 
     mlflow.log_metrics({k: v for k, v in result.items() if math.isfinite(v)})
-    for path in (staging.gmm, staging.thresholds, staging.history, staging.variant):
+    for path in (staging.gmm, staging.thresholds, staging.calibration, staging.history,
+                 staging.variant):
         mlflow.log_artifact(str(path))
     fig = learning_curves(history, name)
     mlflow.log_figure(fig, "figures/learning_curves.png")

@@ -2,7 +2,8 @@
 
 Each trial trains one variant (params `tune.variant`, default joint) for `tune.epochs` epochs
 with the suggested values and returns two objectives measured on the validation split, both
-maximised: classification accuracy and novelty AUROC (known valid vs VAR energies). The study
+maximised: classification accuracy and novelty AUROC (valid known vs novel_valid VAR energies;
+the test and novel_test stars are never read, so Table 2 stays honest). The study
 is multi-objective, so its result is a Pareto front; one trial is picked from it by a fixed rule:
 
     among the Pareto-optimal trials whose accuracy is within `tune.pick_accuracy_tolerance` of
@@ -15,7 +16,8 @@ stopped when its best accuracy so far is below the `tune.pruning.percentile`-th 
 the completed trials' accuracies at the same epoch (Optuna's PercentilePruner rule, after
 `n_startup_trials` completed trials and `n_warmup_epochs` epochs).
 
-Storage (`--storage` or params tune.storage): a SQLAlchemy URL (sqlite:///..., postgresql://...)
+Storage (`--storage` or params tune.storage): a SQLAlchemy URL (sqlite:///...,
+postgresql+psycopg2://...)
 or a file path, which is used as an Optuna journal file. Several workers, on one machine or many,
 run the same study by pointing at the same storage (`load_if_exists`). The study stops when
 `tune.n_trials` trials have completed or been pruned, counted over all invocations and workers.
@@ -31,7 +33,7 @@ tagged `optuna.trial`, `optuna.state`. Outputs:
 
 Example:
   varnet tune --n-trials 20
-  varnet tune --storage postgresql://user@db/optuna --study varnet-tune   # a second machine
+  varnet tune --storage postgresql+psycopg2://user@db/optuna --study varnet-tune   # a second machine
   dvc exp run -S train.lambda_energy=0.0021 -S model.embedding=32          # use the pick
 """
 
@@ -344,8 +346,10 @@ def run_study(cfg: TuneParams, params: dict[str, Any], *, train_fn: TrainFn | No
                           "two-objective (accuracy, AUROC) study; choose another --study name")
     study.set_metric_names(list(OBJECTIVES))
     # a continued study would re-propose its first trials with the same seed: offset it by the
-    # trials already there, so each invocation (and each worker's --seed) draws new values
-    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
+    # trials already there, so each invocation draws new values; each --seed owns a block of
+    # 2**20 offsets, else --seed 1 joining after one trial replays --seed 2 (1 + 1 == 2 + 0)
+    study.sampler = optuna.samplers.TPESampler(
+        seed=(cfg.seed * 2**20 + len(study.trials)) % 2**32)
     failed = fail_orphaned_trials(study, cfg.retry_failed)
     if failed:
         log(f"marked trial(s) {failed} FAIL: their worker on this host is gone"
