@@ -294,7 +294,7 @@ def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: l
         lines += [f"## Per {level}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         for row, values in _table_rows(cells, baseline, level, percentiles, alphas):
-            fmt = _percent if "accuracy" in row or "rate" in row or "recall" in row else _score
+            fmt = _percent if "accuracy" in row or row.startswith("Conformal") else _score
             out = [row]
             for mode in modes:
                 out.append(_cell(fmt(values.get((mode, False))), fmt(values.get((mode, True)))))
