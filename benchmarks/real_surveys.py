@@ -406,7 +406,8 @@ def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
     result["command"] = ("python -m benchmarks.real_surveys " + survey
                          + (" --ls-periods" if ls_periods else "")
                          + (f" --ls-per-class {ls_per_class}" if ls_per_class else "")
-                         + (f" --epochs {epochs}" if epochs else ""))
+                         + (f" --epochs {epochs}" if epochs else "")
+                         + ("" if novelty else " --no-novelty"))
     result["load_after"] = common.load()
     return result
 
