@@ -92,9 +92,8 @@ SPLIT_ARRAYS: dict[str, str] = {
 }
 """Every sequence is in exactly one set, every star in exactly one (split.by: star)."""
 NOVEL_SUBSETS = ("novel_valid", "novel_test")
-SELECTION = ("valid", "novel_valid")
-"""What selection reads (with train); "test" and "novel_test" are only ever reported."""
 REPORTED = ("test", "novel_test")
+"""What evaluation reads; selection reads train, "valid" and "novel_valid" only."""
 
 LEVELS = ("sequence", "star")
 """The two levels every result is given at: per sequence (the paper's) and per star."""

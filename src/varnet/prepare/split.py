@@ -127,7 +127,7 @@ def summarize(label: np.ndarray, star_id: np.ndarray, split: dict[str, np.ndarra
            for subset in known_sets},
         "stars_shared": shared,
         "per_class": per_class,
-        "novel": {subset: counts(split[subset], -1) for subset in ("novel_valid", "novel_test")},
+        "novel": {subset: counts(split[subset], -1) for subset in schema.NOVEL_SUBSETS},
     }
 
 
