@@ -6,7 +6,8 @@
 
 Each benchmark runs in its own process (`python -m benchmarks.<name> --json ...`), so its peak
 memory is its own and TensorFlow state never leaks between them: preprocess, train_speed,
-score_speed, time_to_accuracy, reconstruction (see each module's docstring). The default
+score_speed, time_to_accuracy, reconstruction, distributed_score, periods (see each module's
+docstring). The default
 survey they share is prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The
 real-survey tables are separate commands (benchmarks.real_surveys), minutes to an hour each.
 """
@@ -25,7 +26,8 @@ from benchmarks import common
 from varnet import OFFLINE_ENV
 from varnet.core import files
 
-BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy", "reconstruction")
+BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy", "reconstruction",
+              "distributed_score", "periods")
 TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
 """The time-to-accuracy run: params.yaml with a cosine decay (see that file), capped at TTA_EPOCHS
 (~3 s per epoch on two free cores)."""
@@ -179,7 +181,71 @@ def markdown(results: dict) -> str:
         lines.append(f"| {r['variant']} | {at} | {wall} | **{r['test_recon_r2']:.3f}** | "
                      f"{r['test_accuracy']:.1%} | {r['test_novelty_auroc']:.3f} | "
                      f"{r['total_s']:.0f} |")
+    lines += ["", *distributed_markdown(results["distributed_score"])]
+    lines += periods_markdown(results["periods"])
     return "\n".join(lines) + "\n"
+
+
+def periods_markdown(per: dict) -> list[str]:
+    """The period-search table (also in docs/periods.md)."""
+    lines = [f"**Periods of stars sent without one** (`{per['command']}`, "
+             f"`varnet.prepare.periods`): catalog periods recovered within "
+             f"{per['tolerance']:.0%} (P/2, 2P: within 1% of half or twice the catalog's; "
+             "eclipsing binaries: orbital periods), new path on every star, the replaced astropy "
+             f"path on a subset; stars/s with {per['processes']} processes.", "",
+             "| set | class | stars | recovered | P/2 | 2P | other | astropy (subset) | "
+             "new (same subset) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in per["sets"].items():
+        old, new = r["subset"]["astropy"]["classes"], r["subset"]["new"]["classes"]
+        for cls, row in sorted(r["new"]["classes"].items(), key=lambda c: (c[0] == "all", c[0])):
+            if cls in old:
+                o, n = old[cls], new[cls]
+                sub = (f"{o['recovered']:.0%} of {o['stars']}", f"{n['recovered']:.0%}")
+            else:
+                sub = ("—", "—")
+            lines.append(f"| {name} | {cls} | {row['stars']:,} | **{row['recovered']:.1%}** | "
+                         f"{row['P/2']} | {row['2P']} | {row['other']} | {sub[0]} | {sub[1]} |")
+    lines += ["", "| set | stars/s new | stars/s astropy | speed-up |", "|---|---|---|---|"]
+    for name, r in per["sets"].items():
+        old, new = r["subset"]["astropy"]["stars_per_s"], r["subset"]["new"]["stars_per_s"]
+        lines.append(f"| {name} | {_f(r['new']['stars_per_s'])} | {_f(old, 2)} | "
+                     f"{new / old:.0f}x |")
+    for bands, z in per["ztf_like"].items():
+        lines.append(f"| ZTF-like {bands} ({z['epochs']:,} epochs, {z['baseline_days']} d) | "
+                     f"**{_f(z['stars_per_s'])}** ({_f(z['stars_per_s_one_process'])} in one "
+                     f"process) | — | — |")
+    pooled = per["pooled"]
+    return [*lines, "", f"Pooled over the sets: RR Lyrae {pooled['rr_lyrae']['recovered']:.1%} "
+            f"of {pooled['rr_lyrae']['stars']:,}, all stars {pooled['all']['recovered']:.1%} of "
+            f"{pooled['all']['stars']:,}.", ""]
+
+
+def distributed_markdown(dist: dict) -> list[str]:
+    """The distributed-scoring table (also pasted into docs/scaling.md)."""
+    model = dist["model"]
+    lines = [f"**Distributed scoring** of a HATS catalog (`{dist['command']}`: `varnet "
+             "hats-catalog`, then `varnet score CATALOG --workers N` on a fresh local Dask "
+             f"cluster, one thread per worker; GRU {model['gru_units']} x {model['gru_layers']}"
+             "). Stars/s of the whole job after each worker loaded the model (warm-up apart); "
+             "peak memory of each worker process; busy = CPU s / job s of each worker and of "
+             "the client (below 1: waiting for a core or for work).", "",
+             "| periods | stars | partitions | workers | job s | stars/s | per core | "
+             "warm-up s | peak MiB per worker | busy (workers; client) | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in dist["runs"]:
+        peaks = " / ".join(str(v) for v in r["worker_peak_rss_mib"])
+        busy = " / ".join(f"{v:.2f}" for v in r["worker_busy"]) + f"; {r['client_busy']:.2f}"
+        lines.append(f"| {r['periods']} | {r['stars']:,} | {r['partitions']} | {r['workers']} | "
+                     f"{_f(r['seconds'], 1)} | **{_f(r['stars_per_s'])}** | "
+                     f"{_f(r['stars_per_s'] / r['workers'])} | {r['warmup_s']} | {peaks} | "
+                     f"{busy} | {r['load_before']} |")
+    speedups = ", ".join(f"{k}: **{v}x**" for k, v in dist["speedup_2_vs_1"].items())
+    same = "; ".join(f"{k}: {c['rows']:,} rows, "
+                     f"{'equal to 1e-6' if c['identical'] else 'DIFFERENT'}"
+                     f" (largest float difference {c['max_abs_float_diff']:.1e})"
+                     for k, c in dist["identical_to_local"].items())
+    return [*lines, "", f"2 workers / 1 worker: {speedups}. Against the single-process "
+            f"`varnet score` of the same light curves: {same}.", ""]
 
 
 def update_docs(text: str, path: Path = common.ROOT / "docs" / "results.md") -> None:

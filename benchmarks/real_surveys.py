@@ -130,8 +130,8 @@ def lomb_scargle_periods(catalog, lightcurves, cache: Path, sentinel_mag: float,
         started = time.perf_counter()
         for i, (star, points) in enumerate(good.groupby("id", sort=False)):
             try:
-                period = lomb_scargle_period(*(points[c].to_numpy() for c in ("time", "mag",
-                                                                                "err")))
+                period = lomb_scargle_period(*(points[c].to_numpy() for c in (
+                    "time", "mag", "err", "band") if c in points))
             except VarnetError:
                 period = float("nan")
             rows.append((star, period))

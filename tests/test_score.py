@@ -136,7 +136,9 @@ def test_scores_skypatrol_file_and_raw_lightcurves_without_periods(project, shar
     assert scores["id"].tolist() == ["vxmen", *lc["id"].unique()]
     assert (scores["period_source"] == "lomb-scargle").all()
     vxmen = scores.iloc[0]
-    assert vxmen["period"] == pytest.approx(0.18669, rel=1e-3)   # PROVENANCE.md's value
+    # PROVENANCE.md gives 0.18669 d from a single-harmonic search; the two-harmonic P-vs-2P test
+    # of varnet.prepare.periods finds unequal minima (an EW binary), so twice that
+    assert vxmen["period"] == pytest.approx(2 * 0.18669, rel=1e-3)
     assert vxmen["n_points"] == 1065 and vxmen["n_sequences"] == 1065 // tiny_project.LENGTH
     assert vxmen["class"] in CLASSES and np.isfinite(vxmen["energy"])
     probs = scores[[f"prob_{c}" for c in CLASSES]].to_numpy()

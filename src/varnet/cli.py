@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("varnet.serving.promote", "move the champion alias to a better registered version"),
     "score": ("varnet.serving.score",
               "classify light curves and flag novel stars with a registered model"),
+    "hats-catalog": ("varnet.serving.catalog",
+                     "write light curves as a HATS catalog, for `varnet score` on Dask"),
 }
 """Subcommand -> (module, summary). The module is imported only when its command runs."""
 

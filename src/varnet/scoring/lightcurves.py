@@ -130,7 +130,7 @@ def _per_star_constant(lc: pd.DataFrame, column: str, notes: dict[str, str]) -> 
 
 def _find_periods(clean: pd.DataFrame, catalog: pd.Series, prep: Preprocessing,
                   notes: dict[str, str]) -> tuple[pd.Series, pd.Series]:
-    """(period, source) per star: the given one, else Lomb–Scargle on the star's fullest band.
+    """(period, source) per star: the given one, else the period search on all its bands.
 
     Source is "catalog" or "lomb-scargle", missing when the star has no period at all.
     """
@@ -139,13 +139,11 @@ def _find_periods(clean: pd.DataFrame, catalog: pd.Series, prep: Preprocessing,
                        dtype="str")
     for star, points in clean[clean["id"].isin(period.index[period.isna()])].groupby(
             "id", sort=False):
-        band = points.groupby("band").size().idxmax()   # ties: the first band name
-        points = points[points["band"] == band]
-        if star in notes or len(points) < prep.length:
+        if star in notes or points.groupby("band").size().max() < prep.length:
             continue   # a conflict, or too short to score anyway: that note is more useful
         try:
-            period[star] = lomb_scargle_period(points["time"].to_numpy(),
-                                               points["mag"].to_numpy(), points["err"].to_numpy())
+            period[star] = lomb_scargle_period(*(points[c].to_numpy() for c in (
+                "time", "mag", "err", "band")))
             source[star] = "lomb-scargle"
         except VarnetError as exc:
             notes[star] = f"no period given and none found: {exc}"

@@ -15,7 +15,7 @@ Input (one or more files; the format is recognised, or give --format):
               columns, a nested column lc (time, mag, err, optional band). It is scored on Dask
               through LSDB, one task per sky partition, and -o names the output HATS catalog
               (a folder: the input's pixels, one row per star + ra, dec). Other column names:
-              --columns id=objectid lc=lightcurve ... (varnet.serving.distributed).
+              --column id=objectid --column lc=lightcurve (varnet.serving.distributed).
   folder      a folder of long-table files: scored on Dask, one task per file.
 --workers N starts a local Dask cluster of N processes (the default for HATS and folders: one
 per core); --scheduler ADDRESS uses a running cluster instead (SLURM, Kubernetes: its workers
@@ -324,9 +324,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--scheduler", metavar="ADDRESS",
                          help="score on a running Dask cluster, e.g. tcp://host:8786 "
                          "(dask-jobqueue, dask-kubernetes, a Gateway: docs/scaling.md)")
-    parser.add_argument("--columns", nargs="+", metavar="OURS=THEIRS",
-                        help="HATS input with other column names: id, lc (the nested light "
-                        "curve), time, mag, err, band, period, phot_g_abs, bp_rp, w_rp")
+    parser.add_argument("--column", action="append", dest="columns", metavar="OURS=THEIRS",
+                        help="a HATS input's own name for one of ours, repeatable: id, lc (the "
+                        "nested light curve), time, mag, err, band, period, phot_g_abs, bp_rp, "
+                        "w_rp; e.g. --column id=objectid --column lc=lightcurve")
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:

@@ -33,7 +33,7 @@ tagged `optuna.trial`, `optuna.state`. Outputs:
 
 Example:
   varnet tune --n-trials 20
-  varnet tune --storage postgresql+psycopg2://user@db/optuna --study varnet-tune   # a second machine
+  varnet tune --storage postgresql+psycopg2://user@db/optuna --study varnet-tune  # 2nd machine
   dvc exp run -S train.lambda_energy=0.0021 -S model.embedding=32          # use the pick
 """
 
