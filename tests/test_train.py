@@ -221,3 +221,25 @@ def test_cli_help_and_unknown_variant(project, capsys):
         assert phrase in help_text
     assert cli.main(["train", "nope"]) == 2
     assert "unknown variant 'nope'" in capsys.readouterr().err
+
+
+def network_weights(folder: Path) -> list[np.ndarray]:
+    return keras.models.load_model(folder / "model.keras", compile=False).get_weights()
+
+
+@pytest.mark.parametrize(("variant", "stop_after"), [("joint", 1), ("sequential-phot", 4)])
+def test_a_resumed_training_is_bit_identical_to_an_uninterrupted_one(project, variant,
+                                                                     stop_after):
+    """Weights, optimizer moments, dropout seeds and the data order are all restored; the joint
+    case stops mid-phase, the sequential one inside the estimation phase."""
+    straight = Path("models/straight")
+    train_variant(variant, project, straight, register=False)
+    resumed = Path("models/resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train_variant(variant, project, resumed, callbacks=[Interrupt(stop_after)],
+                      register=False)
+    train_variant(variant, project, resumed, register=False)
+    for a, b in zip(network_weights(straight), network_weights(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    history = [pd.read_csv(f / "history.csv").drop(columns="time_s") for f in (straight, resumed)]
+    pd.testing.assert_frame_equal(*history, check_exact=True)

@@ -13,10 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
+import keras
 import mlflow
 import optuna
 import pytest
@@ -26,6 +28,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from varnet.core.config import PruningParams, TuneParams, from_dict
+from varnet.core.errors import VarnetError
 from varnet.training import tune
 
 PARAMS = {"train": {"lambda_energy": 1e-3, "learning_rate": 2e-3, "epochs": 30,
@@ -120,6 +123,23 @@ def tracking(tmp_path, monkeypatch):
     tiny_project.forget_mlflow_state()
 
 
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch) -> Path:
+    """The system temporary directory, pointed at an empty folder (for subprocesses too)."""
+    folder = tmp_path / "system-tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # gettempdir() caches its answer
+    return folder
+
+
+def left_in(folder: Path) -> list[str]:
+    """What a study left in ``folder``, less TensorFlow autograph's generated sources, which
+    TensorFlow itself deletes at interpreter exit."""
+    return sorted(p.name for p in folder.iterdir()
+                  if not p.name.startswith("__autograph_generated_file"))
+
+
 def enqueue(cfg: TuneParams, embeddings: list[int]) -> None:
     study = optuna.create_study(study_name=cfg.study, directions=["maximize", "maximize"],
                                 storage=tune.open_storage(cfg.storage, 0, 0),
@@ -186,7 +206,7 @@ HANG_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("storage", ["sqlite:///optuna/study.db", "optuna/study.log"])
-def test_killed_trial_is_failed_and_study_resumes(tracking, tmp_path, storage):
+def test_killed_trial_is_failed_and_study_resumes(tracking, tmp_path, temp_dir, storage):
     cfg = TuneParams(storage=storage, n_trials=3, pruning=None)
     enqueue(cfg, [16, 64, 32])
     marker = tmp_path / "hanging"
@@ -206,6 +226,7 @@ def test_killed_trial_is_failed_and_study_resumes(tracking, tmp_path, storage):
     storage_obj = tune.open_storage(storage, 0, 0)
     killed = optuna.load_study(study_name=cfg.study, storage=storage_obj).trials[1]
     assert killed.state == TrialState.RUNNING  # what a SIGKILL leaves behind
+    assert left_in(temp_dir) == [Path(killed.user_attrs[tune.DIR_ATTR]).name]
 
     study = tune.run_study(cfg, PARAMS, train_fn=fake_train, log=lambda _: None)
     states = {t.number: t.state for t in study.trials}
@@ -217,6 +238,7 @@ def test_killed_trial_is_failed_and_study_resumes(tracking, tmp_path, storage):
     assert retried[0].state == TrialState.COMPLETE
     run = mlflow.get_run(killed.user_attrs[tune.RUN_ATTR])
     assert run.info.status == "FAILED" and run.data.tags["optuna.state"] == "FAIL"
+    assert left_in(temp_dir) == []  # the dead worker's trial folder went with its trial
 
 
 @pytest.mark.timeout(300)
@@ -243,3 +265,37 @@ def test_varnet_tune_trains_real_trials_on_a_journal_file(tmp_path, capsys):
     assert best["model"]["embedding"] in (8, 16, 32, 64)
     assert (tmp_path / tune.PARETO_FIGURE).is_file()
     assert "dvc exp run -S model.embedding=" in capsys.readouterr().out
+
+
+class StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Ends a real trial after one epoch with ``error``: a pruning or a failure mid-training."""
+
+    def __init__(self, error: BaseException):
+        super().__init__()
+        self.error = error
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise self.error
+
+
+@pytest.mark.timeout(300)
+def test_no_trial_folder_is_left_in_the_temporary_directory(tmp_path, temp_dir):
+    """A complete, a failed and a pruned trial of real training: each trial's folder (the model,
+    its checkpoint) is removed, and nothing else is left in the system temporary directory."""
+    from varnet.training.train import train_variant
+
+    endings = {1: VarnetError("simulated failure"), 2: optuna.TrialPruned("simulated pruning")}
+
+    def train_fn(name, params, out_dir, *, callbacks=(), **kwargs):
+        number = callbacks[0].trial.number
+        assert out_dir.parent == temp_dir and out_dir.name.startswith(f"varnet-trial-{number}-")
+        extra = [StopAfterFirstEpoch(endings[number])] if number in endings else []
+        return train_variant(name, params, out_dir, callbacks=[*callbacks, *extra], **kwargs)
+
+    params = tiny_project.write_project(tmp_path)
+    cfg = TuneParams(storage="optuna/study.log", n_trials=3, pruning=None, epochs=2)
+    with tiny_project.inside(tmp_path):
+        study = tune.run_study(cfg, params, train_fn=train_fn, log=lambda _: None)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL,
+                                               TrialState.PRUNED]
+    assert left_in(temp_dir) == []

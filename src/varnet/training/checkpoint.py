@@ -17,12 +17,21 @@ import numpy as np
 from varnet.core import files
 from varnet.core.errors import VarnetError
 
+FORMAT = 2
+"""Layout of a checkpoint folder; a state of another layout is discarded like a stale one."""
+
 
 class Checkpoint:
     """Per-epoch training state in ``directory``, written atomically, matched by fingerprint.
 
-    Each save goes to a fresh ``epoch-NNNNN/`` (weights, optimizer variables) and then
-    ``state.json`` is replaced to point at it, so a kill at any moment leaves a usable state.
+    Each save goes to a fresh ``epoch-NNNNN/`` and then ``state.json`` is replaced to point at
+    it, so a kill at any moment leaves a usable state. Together they hold everything the next
+    epoch depends on, so a resumed training is bit-identical to an uninterrupted one: every
+    network variable (weights and the dropout layers' SeedGenerator states), every optimizer
+    variable (the iteration count, which also places the learning-rate schedule, and the Adam
+    moments), and in ``state.json`` the phase, its epoch count, early stopping and the history.
+    The data order needs no state: epoch e of a phase is shuffled by (seed, phase, e) alone
+    (data.training_batches).
     """
 
     def __init__(self, directory: Path, fingerprint: str):
@@ -38,6 +47,9 @@ class Checkpoint:
         if state.get("fingerprint") != self.fingerprint:
             self.discard("params or data changed since the interrupted run")
             return None
+        if state.get("format") != FORMAT:
+            self.discard("checkpoint written by another varnet version")
+            return None
         return state
 
     def save(self, state: dict, network: keras.Model, optimizer) -> None:
@@ -45,26 +57,20 @@ class Checkpoint:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        network.save_weights(folder / "network.weights.h5")
-        files.write_npz(folder / "optimizer.npz",
-                     **{f"v{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-        files.write_json({**state, "fingerprint": self.fingerprint, "folder": folder.name},
-                      self.directory / "state.json")
+        _write_variables(folder / "network.npz", network.variables)
+        _write_variables(folder / "optimizer.npz", optimizer.variables)
+        files.write_json({**state, "fingerprint": self.fingerprint, "format": FORMAT,
+                          "folder": folder.name}, self.directory / "state.json")
         for old in self.directory.glob("epoch-*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
 
     def restore_network(self, state: dict, network: keras.Model) -> None:
-        network.load_weights(self.directory / state["folder"] / "network.weights.h5")
+        _read_variables(self.directory / state["folder"] / "network.npz", network.variables)
 
     def restore_optimizer(self, state: dict, optimizer, variables: list) -> None:
         optimizer.build(variables)
-        saved = files.read_npz(self.directory / state["folder"] / "optimizer.npz")
-        if len(saved) != len(optimizer.variables):
-            raise VarnetError(f"{self.directory}: checkpoint optimizer state does not match the "
-                              "model; rerun with --restart")
-        for i, variable in enumerate(optimizer.variables):
-            variable.assign(saved[f"v{i:04d}"])
+        _read_variables(self.directory / state["folder"] / "optimizer.npz", optimizer.variables)
 
     def discard(self, reason: str) -> None:
         """Drop any saved state, closing its run as FAILED."""
@@ -75,6 +81,20 @@ class Checkpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _write_variables(path: Path, variables: list) -> None:
+    files.write_npz(path, **{f"v{i:04d}": np.asarray(v) for i, v in enumerate(variables)})
+
+
+def _read_variables(path: Path, variables: list) -> None:
+    saved = files.read_npz(path)
+    shapes = [tuple(v.shape) for v in variables]
+    if [saved[key].shape for key in sorted(saved)] != shapes:
+        raise VarnetError(f"{path}: the checkpointed variables do not match the model's; "
+                          "rerun with --restart")
+    for key, variable in zip(sorted(saved), variables, strict=True):
+        variable.assign(saved[key])
 
 
 def fail_run(run_id: str | None, reason: str) -> None:

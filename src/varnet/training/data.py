@@ -82,12 +82,39 @@ def _check(subsets: dict[str, Subset], path: Path) -> None:
             raise VarnetError(f"{path}: {name} holds sequences without a known class label")
 
 
-def dataset(inputs: dict, subset: Subset, batch_size: int, shuffle_seed: int | None
-             ) -> tf.data.Dataset:
-    targets = {"label": subset.label, "weight": subset.weight}
-    data = tf.data.Dataset.from_tensor_slices((inputs, targets))
-    if shuffle_seed is not None:
-        data = data.shuffle(len(subset.label), seed=shuffle_seed, reshuffle_each_iteration=True)
-    # drop a ragged last training batch: a GMM fitted on a handful of samples is noise
-    drop = shuffle_seed is not None and len(subset.label) > batch_size
-    return data.batch(batch_size, drop_remainder=drop).prefetch(tf.data.AUTOTUNE)
+def steps_per_epoch(n_rows: int, batch_size: int) -> int:
+    """Training batches per epoch: a ragged last batch is dropped (a GMM fitted on a handful
+    of samples is noise) unless the whole set fits in one."""
+    return n_rows // batch_size if n_rows > batch_size else 1
+
+
+def training_batches(inputs: dict, subset: Subset, batch_size: int, seed: tuple[int, int],
+                     epochs: range) -> tf.data.Dataset:
+    """The training batches of ``epochs``, one epoch after the other, each exactly
+    ``steps_per_epoch`` long. Epoch e's order is a stateless shuffle keyed by (seed, e) alone, so
+    a training resumed at epoch e sees the batches an uninterrupted one would have seen."""
+    tensors = tf.nest.map_structure(tf.constant, (inputs, targets(subset)))
+    n_rows = len(subset.label)
+    drop = n_rows > batch_size
+    key = tf.constant(seed, tf.int64)
+
+    def epoch_order(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n_rows, dtype=tf.int64), seed=tf.random.experimental.stateless_fold_in(
+                key, epoch))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop)
+
+    epoch_numbers = tf.data.Dataset.from_tensor_slices(tf.constant(list(epochs), tf.int64))
+    return (epoch_numbers.flat_map(epoch_order)
+            .map(lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors))
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def evaluation_batches(inputs: dict, subset: Subset, batch_size: int) -> tf.data.Dataset:
+    """All rows in their stored order, the last batch possibly short."""
+    data = tf.data.Dataset.from_tensor_slices((inputs, targets(subset)))
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def targets(subset: Subset) -> dict[str, np.ndarray]:
+    return {"label": subset.label, "weight": subset.weight}

@@ -19,7 +19,7 @@ from varnet.model import DualTrainer
 from varnet.scoring import metrics
 from varnet.scoring.inference import predict
 from varnet.training.checkpoint import Checkpoint
-from varnet.training.data import Subset, dataset
+from varnet.training.data import Subset, evaluation_batches, steps_per_epoch, training_batches
 
 PREDICT_BATCH = 500
 """Rows per inference batch (frozen features, final scores): one traced shape for all."""
@@ -114,30 +114,30 @@ class TrainingLoop:
                 continue
             trainer = DualTrainer(self.network, mode, self.cfg.lambda_energy,
                                   self.model_cfg.gmm_jitter)
-            n_train, batch = len(self.data["train"].index), self.cfg.batch_size
-            steps = n_train // batch if n_train > batch else 1
+            steps = steps_per_epoch(len(self.data["train"].index), self.cfg.batch_size)
             rate = learning_rate(self.cfg, n_epochs, steps)
             trainer.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=self.cfg.clipnorm),
                             jit_compile=False)
             if done:
                 self.checkpoint.restore_optimizer(self.state, trainer.optimizer,
                                                   trainer.trained_variables())
-            train, valid = self._datasets(mode, index)
+            train, valid = self._datasets(mode, index, range(done, n_epochs))
             trainer.fit(train, validation_data=valid, initial_epoch=done, epochs=n_epochs,
-                        shuffle=False,  # the dataset reshuffles itself every epoch
+                        steps_per_epoch=steps,  # one iterator over the epochs' batches
+                        shuffle=False,  # the dataset shuffles each epoch itself
                         callbacks=[EpochEnd(self, index), *self.callbacks], verbose=verbose)
 
-    def _datasets(self, mode: str, phase: int):
+    def _datasets(self, mode: str, phase: int, epochs: range):
         train, valid = self.data["train"], self.data["valid"]
         train_inputs, valid_inputs = train.inputs, valid.inputs
         if mode == "estimation":  # features of the frozen autoencoder, computed once
             train_inputs = frozen_features(self.network, train.inputs)
             valid_inputs = frozen_features(self.network, valid.inputs)
-        seed = self.cfg.seed + 1000 * phase + self.state["phase_epochs"]
-        train_ds = dataset(train_inputs, train, self.cfg.batch_size, shuffle_seed=seed)
+        train_ds = training_batches(train_inputs, train, self.cfg.batch_size,
+                                    seed=(self.cfg.seed, phase), epochs=epochs)
         # validation batches as large as prediction's: fewer steps, a steadier per-batch GMM
         valid_batch = max(self.cfg.batch_size, PREDICT_BATCH)
-        valid_ds = (dataset(valid_inputs, valid, valid_batch, shuffle_seed=None)
+        valid_ds = (evaluation_batches(valid_inputs, valid, valid_batch)
                     if len(valid.index) else None)
         return train_ds, valid_ds
 

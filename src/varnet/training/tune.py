@@ -22,8 +22,9 @@ or a file path, which is used as an Optuna journal file. Several workers, on one
 run the same study by pointing at the same storage (`load_if_exists`). The study stops when
 `tune.n_trials` trials have completed or been pruned, counted over all invocations and workers.
 A worker killed mid-trial leaves a RUNNING trial: the next invocation on the same host marks it
-FAIL (its process is gone), as does Optuna's heartbeat on SQL storages for workers on other hosts;
-the failed trial's parameters are queued again once (`tune.retry_failed`).
+FAIL (its process is gone), as does Optuna's heartbeat on SQL storages for workers on other
+hosts; the failed trial's parameters are queued again once (`tune.retry_failed`), and the next
+invocation on the dead worker's host deletes the trial's temporary folder.
 
 MLflow: the study is one run (resumed by every invocation and worker), each trial a nested run
 tagged `optuna.trial`, `optuna.state`. Outputs:
@@ -44,6 +45,7 @@ import copy
 import dataclasses
 import math
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -78,6 +80,8 @@ OBJECTIVES = ("valid_accuracy", "novelty_auroc")
 CURVE_ATTR = "val_accuracy_curve"
 WORKER_ATTR = "worker"
 RUN_ATTR = "mlflow_run_id"
+DIR_ATTR = "trial_dir"
+TRIAL_DIR_PREFIX = "varnet-trial-"
 
 
 # --- pure rules ------------------------------------------------------------------------------
@@ -227,6 +231,24 @@ def fail_orphaned_trials(study: optuna.Study, retry_failed: int) -> list[int]:
     return failed
 
 
+def remove_dead_trial_dirs(study: optuna.Study) -> None:
+    """Delete the temporary folders of trials whose worker on this host died mid-trial.
+
+    A killed process cannot remove its TemporaryDirectory; whether the trial was then failed
+    here or by the heartbeat of a worker elsewhere, the folder is on this host. Only a folder
+    named like the objective's is touched, whatever path the storage holds.
+    """
+    me = worker_id()
+    for trial in study.get_trials(deepcopy=False):
+        owner = trial.user_attrs.get(WORKER_ATTR) or {}
+        path = trial.user_attrs.get(DIR_ATTR)
+        if (not path or not Path(path).name.startswith(TRIAL_DIR_PREFIX)
+                or owner.get("host") != me["host"] or owner.get("pid") == me["pid"]
+                or _pid_alive(int(owner.get("pid", -1)))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _close_run(run_id: str, status: str, number: int, state: str) -> None:
     client = mlflow.MlflowClient()
     try:
@@ -304,7 +326,8 @@ def make_objective(cfg: TuneParams, params: dict[str, Any], train_fn: TrainFn
         trial.set_user_attr(WORKER_ATTR, worker_id())
         values = suggest(trial, cfg)
         callback = PruningCallback(trial, cfg.pruning)
-        with tempfile.TemporaryDirectory(prefix=f"varnet-trial-{trial.number}-") as out_dir:
+        with tempfile.TemporaryDirectory(prefix=f"{TRIAL_DIR_PREFIX}{trial.number}-") as out_dir:
+            trial.set_user_attr(DIR_ATTR, out_dir)  # a killed worker's is removed on restart
             try:
                 result = train_fn(cfg.variant, trial_params(params, values, cfg.epochs),
                                   Path(out_dir), callbacks=[callback], nested=True,
@@ -351,6 +374,7 @@ def run_study(cfg: TuneParams, params: dict[str, Any], *, train_fn: TrainFn | No
     study.sampler = optuna.samplers.TPESampler(
         seed=(cfg.seed * 2**20 + len(study.trials)) % 2**32)
     failed = fail_orphaned_trials(study, cfg.retry_failed)
+    remove_dead_trial_dirs(study)
     if failed:
         log(f"marked trial(s) {failed} FAIL: their worker on this host is gone"
             + (" (parameters queued again)" if cfg.retry_failed else ""))
