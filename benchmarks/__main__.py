@@ -1,13 +1,14 @@
 """Run every benchmark, write benchmarks/results/bench.json and bench.md, print the markdown.
 
-    .venv/bin/python -m benchmarks            # what `make bench` runs (7.4 min on 2 free cores)
+    .venv/bin/python -m benchmarks            # what `make bench` runs (7.4 min on 2 free cores,
+                                              # + about 1 min for http_concurrency)
     .venv/bin/python -m benchmarks --quick    # smallest sizes, a smoke test: results/quick/
     .venv/bin/python -m benchmarks --docs     # also replace the table in docs/results.md
 
 Each benchmark runs in its own process (`python -m benchmarks.<name> --json ...`), so its peak
 memory is its own and TensorFlow state never leaks between them: preprocess, train_speed,
-score_speed, time_to_accuracy, reconstruction, distributed_score, periods (see each module's
-docstring). The default
+score_speed, time_to_accuracy, reconstruction, distributed_score, periods, http_concurrency (see
+each module's docstring). The default
 survey they share is prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The
 real-survey tables are separate commands (benchmarks.real_surveys), minutes to an hour each.
 """
@@ -27,7 +28,7 @@ from varnet import OFFLINE_ENV
 from varnet.core import files
 
 BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy", "reconstruction",
-              "distributed_score", "periods")
+              "distributed_score", "periods", "http_concurrency")
 TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
 """The time-to-accuracy run: params.yaml with a cosine decay (see that file), capped at TTA_EPOCHS
 (~3 s per epoch on two free cores)."""
@@ -183,7 +184,20 @@ def markdown(results: dict) -> str:
                      f"{r['total_s']:.0f} |")
     lines += ["", *distributed_markdown(results["distributed_score"])]
     lines += periods_markdown(results["periods"])
+    lines += http_markdown(results["http_concurrency"])
     return "\n".join(lines) + "\n"
+
+
+def http_markdown(http: dict) -> list[str]:
+    """The HTTP concurrency figure (also in docs/serving.md)."""
+    return [f"**HTTP serving under concurrent clients** (`{http['command']}`): "
+            f"{http['requests']} requests of {http['request']}, {http['client_workers']} client "
+            f"threads at once, to {http['server']}.", "",
+            "| requests | client workers | success | p50 s | p95 s | max s | requests/s | load |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {http['requests']} | {http['client_workers']} | {http['success_rate']:.0%} | "
+            f"**{http['p50_s']}** | **{http['p95_s']}** | {http['max_s']} | "
+            f"{http['requests_per_s']} | {http['load_before']} |", ""]
 
 
 def periods_markdown(per: dict) -> list[str]:

@@ -170,7 +170,7 @@ def test_per_star_photometry_reaches_the_scorer_with_nan_for_missing(prep):
     (pd.DataFrame(columns=["id", "time", "mag", "err"]), "star", "empty input"),
     (pd.DataFrame({"id": ["a"], "time": [1.0], "mag": [13.0]}), "star", r"missing column.*err"),
     (pd.DataFrame({"id": ["a"], "time": ["x"], "mag": [1.0], "err": [0.1]}), "star",
-     "'time' must be numeric"),
+     "column 'time' holds 'x' at data row 1, not a number"),
     (pd.DataFrame({"id": [None], "time": [1.0], "mag": [1.0], "err": [0.1]}), "star",
      "without an id"),
     (pd.DataFrame({"id": ["a"], "time": [1.0], "mag": [1.0], "err": [0.1]}), "galaxy",
@@ -186,8 +186,8 @@ def test_malformed_requests_raise_a_clear_input_error(prep, frame, params, messa
 def test_signature_and_input_example_agree(prep):
     sig = pyfunc.signature(list(FakeScorer.thresholds["star"]))
     example = pyfunc.input_example(prep)
-    assert sig.inputs.required_input_names() == ["id", "time", "mag", "err"]
-    assert set(example.columns) <= set(sig.inputs.input_names())
+    assert sig.inputs is None  # score_lightcurves types the input itself (one rule, CLI = HTTP)
+    assert {"id", "time", "mag", "err"} <= set(example.columns)
     assert [p["name"] for p in sig.params.to_dict()] == ["level", "alpha"]
     out = lightcurves.score_lightcurves(FakeScorer(), prep, example)
     assert list(out.columns) == [c for c in sig.outputs.input_names() if c != "sequence"]
@@ -260,7 +260,14 @@ def test_registered_model_predicts_exactly_what_the_in_process_scorer_does(regis
 
     info = mlflow.models.get_model_info("models:/varnet/1")
     assert info.signature.params.to_dict()[0]["name"] == "level"
-    assert info.signature.inputs.required_input_names() == ["id", "time", "mag", "err"]
+    assert info.signature.inputs is None
+    # item 2 of issue 12: integer times are safe to convert, over the pyfunc as over HTTP
+    integer_times = lc.assign(time=lc["time"].round().astype(np.int64)).drop_duplicates(
+        ["id", "time"])
+    pd.testing.assert_frame_equal(loaded.predict(integer_times),
+                                  lightcurves.score_lightcurves(
+                                      scorer, prep, integer_times.assign(
+                                          time=integer_times["time"].astype(float))))
     with pytest.raises(mlflow.exceptions.MlflowException, match="mag"):
         loaded.predict(lc.drop(columns="mag"))
 
@@ -276,3 +283,74 @@ def test_each_logged_run_registers_a_new_version(registered):
         version = pyfunc.log_model(root / "models" / "joint", "varnet")
     assert version.version == "2" or int(version.version) == 2
     assert mlflow.MlflowClient().get_registered_model("varnet").name == "varnet"
+
+
+# ---------------------------------------------------------------- issue 12: types and bands
+
+@pytest.mark.parametrize(("column", "values", "message"), [
+    ("time", lambda t: (100 * t).astype(np.int64), None),             # safe: ints -> float
+    ("mag", lambda m: m.astype(str), None),                           # numbers written as text
+    ("mag", lambda m: m.astype(object).where(m.index != 3, "13.2:"),
+     r"column 'mag' holds '13.2:' at data row 4, not a number \(1 such value"),
+    ("err", lambda e: e > 0, r"column 'err' holds booleans \(dtype bool\), not numbers"),
+    ("time", lambda t: pd.to_datetime(t, unit="D", origin="2020-01-01"),
+     r"column 'time' holds dates or durations \(dtype datetime64.*give times as numbers of days"),
+    ("time", lambda t: pd.to_datetime(t, unit="D", origin="2020-01-01").astype(str),
+     r"column 'time' holds '2020-.*' at data row 1, not a number .*numbers of days"),
+    ("err", lambda e: e.astype(object).where(e.index != 2, True),
+     r"column 'err' holds a boolean \(True at data row 3\)"),
+    ("id", lambda i: np.arange(len(i)) * 0.5, r"column 'id' holds float64 values"),
+])
+def test_typed_columns_are_converted_when_safe_and_named_when_not(prep, column, values,
+                                                                  message):
+    lc = star("s", LENGTH, 0.9, 13.0, 11)
+    lc[column] = values(lc[column])
+    if message is None:
+        out = lightcurves.score_lightcurves(FakeScorer(), prep, lc)
+        assert out["n_sequences"].tolist() == [1]
+        return
+    with pytest.raises(lightcurves.InputError, match=message) as info:
+        lightcurves.score_lightcurves(FakeScorer(), prep, lc)
+    assert info.value.get_http_status_code() == 400
+    assert "\n" not in str(info.value.message)          # one line, nothing cut off
+
+
+def test_integer_ids_are_star_names(prep):
+    lc = pd.concat([star(7, LENGTH, 0.9, 13.0, 1), star(12, LENGTH, 1.9, 13.0, 2)])
+    out = lightcurves.score_lightcurves(FakeScorer(), prep, lc)
+    assert out["id"].tolist() == ["7", "12"]
+
+
+def test_bands_not_in_training_are_named_not_scored_silently(prep, caplog):
+    """Item 14 of issue 12: a V-trained model given V, g and an unknown Q of one star scores the
+    V points and says on the row (and in a logged warning) which bands it left out."""
+    v_model = lightcurves.Preprocessing(length=LENGTH, bands=["V"])
+    lc = pd.concat([star("mixed", LENGTH, 0.9, 13.0, 1, band=b) for b in ("V", "g", "Q")]
+                   + [star("g-only", 2 * LENGTH, 0.9, 13.0, 2, band="g"),
+                      star("v-only", LENGTH, 0.9, 13.0, 3)])
+    with caplog.at_level("WARNING", logger="varnet.scoring.lightcurves"):
+        out = lightcurves.score_lightcurves(FakeScorer(), v_model, lc).set_index("id")
+    assert out["n_sequences"].to_dict() == {"mixed": 1, "g-only": 0, "v-only": 1}
+    assert out.loc["mixed", "note"] == (f"band(s) Q, g not in the trained band(s) V: "
+                                        f"{2 * LENGTH} point(s) not used")
+    assert out.loc["g-only", "note"] == (f"no points in the trained band(s) V (band(s) g not in "
+                                         f"the trained band(s) V: {2 * LENGTH} point(s) not used)")
+    assert pd.isna(out.loc["g-only", "class"]) and pd.isna(out.loc["v-only", "note"])
+    assert out.loc["mixed", "class"] in CLASSES
+    warning, = [r.getMessage() for r in caplog.records]
+    assert "2 star(s)" in warning and "Q: 1, g: 2" in warning and "e.g. star 'g-only'" in warning
+    # a model whose bands were not recorded scores every band, as before
+    assert lightcurves.score_lightcurves(FakeScorer(), prep, lc)["n_sequences"].tolist() == [
+        3, 2, 1]
+
+
+def test_the_trained_bands_come_from_the_variant(tmp_path):
+    from varnet.core import files
+
+    variant = {"sequence_length": LENGTH, "sequences": {"bands": None}, "cuts": {}}
+    files.write_json({**variant, "trained_bands": ["V"]}, tmp_path / "variant.json")
+    assert lightcurves.preprocessing_for(tmp_path).bands == ["V"]
+    files.write_json({**variant, "sequences": {"bands": ["g", "r"]}}, tmp_path / "variant.json")
+    assert lightcurves.preprocessing_for(tmp_path).bands == ["g", "r"]
+    files.write_json(variant, tmp_path / "variant.json")
+    assert lightcurves.preprocessing_for(tmp_path).bands is None

@@ -3,6 +3,7 @@ tiny registered model (the Sky Patrol file, raw light curves without periods).""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,47 @@ def test_ids_that_pandas_would_call_missing_are_star_names(tmp_path):
     lc.to_csv(path, index=False)
     with pytest.raises(VarnetError, match=r"row 6 has an empty star id"):
         list(score.iter_star_chunks(path, 25))
+    periods = tmp_path / "periods.csv"
+    periods.write_text("id,period\nNA,0.5\nnan,\n")
+    read = score.read_periods(periods)
+    assert read.index.tolist() == ["NA", "nan"] and read["NA"] == 0.5 and np.isnan(read["nan"])
+
+
+@pytest.mark.parametrize(("suffix", "change", "message"), [
+    (".csv", lambda lc: lc.assign(time=(100 * lc["time"]).astype(int)), None),
+    (".parquet", lambda lc: lc.assign(id=lc["id"].str[-1].astype(int)), None),
+    (".csv", lambda lc: lc.assign(mag=lc["mag"].astype(object).where(lc.index != 33, ">15.1")),
+     r"lc.csv: column 'mag' holds '>15.1' at data row 34, not a number"),
+    (".csv", lambda lc: lc.assign(err=lc.index % 2 == 0),
+     r"lc.csv: column 'err' holds booleans \(dtype bool\), not numbers"),
+    (".parquet", lambda lc: lc.assign(time=pd.to_datetime(lc["time"], unit="D", origin="unix")),
+     r"lc.parquet: column 'time' holds dates or durations .*numbers of days"),
+])
+def test_typed_columns_of_a_file_are_converted_or_named(project, tmp_path, capsys, suffix,
+                                                         change, message):
+    """Item 2 of issue 12: integer times (and ids) are converted; text mags, boolean errors and
+    datetime times stop with the file, column, type and row, not a cut-off MLflow message."""
+    lc = change(long_table(2, 30))
+    path, out = tmp_path / f"lc{suffix}", tmp_path / "out.csv"
+    lc.to_csv(path, index=False) if suffix == ".csv" else lc.to_parquet(path)
+    code = run_cli(project, str(path), "-o", str(out), "--chunk-rows", "25")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Failed to enforce schema" not in err
+    if message is None:
+        assert code == 0, err
+        assert pd.read_csv(out, dtype={"id": str})["id"].tolist() == [str(i) for i in
+                                                                      lc["id"].unique()]
+    else:
+        assert code == 2 and not out.exists()
+        assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+def test_the_reason_of_an_mlflow_error_is_kept_whole():
+    """A model logged with a typed input schema (before issue 12) refuses in MLflow's words: the
+    received table comes first, over many lines, and the reason after its "Error: "."""
+    message = ("Failed to enforce schema of data '   id  time\n0  a  1\n1  a  2' with schema "
+               "'['id': string]'. Error: Incompatible input types for column time.\n"
+               "Can not safely convert int64 to float64.")
+    assert score.reason(message) == ("Incompatible input types for column time. Can not safely "
+                                     "convert int64 to float64.")
+    assert score.reason("no such alias\nmore") == "no such alias"

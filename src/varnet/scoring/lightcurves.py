@@ -8,9 +8,13 @@ folder's variant.json).
 Input: a long table, one row per epoch: id (str), time, mag, err (float, days / mag), optional
 band (str, default "V"), optional period (days, constant per star; missing or NaN = estimate it
 with a Lomb–Scargle periodogram, `varnet.prepare.periods`), and for a photometric model optional
-phot_g_abs, bp_rp, w_rp (constant per star). A "sequence" is simply a light curve of exactly n
-points, so both raw light curves (cut into n-point sequences, the remainder dropped) and single
-sequences are accepted.
+phot_g_abs, bp_rp, w_rp (constant per star). Integer ids become text and integer numbers
+float; booleans, dates, float ids and text that is not a number are refused, naming the column,
+its type and the first bad row (`readers.typed_lightcurve`, the same rule for files and HTTP).
+A "sequence" is simply a light curve of exactly n points, so both raw light curves (cut into
+n-point sequences, the remainder dropped) and single sequences are accepted. Only the bands the
+model was trained on are cut into sequences (Preprocessing.bands, when recorded); a star's points
+in other bands are left out and its note says which and how many (`_untrained_bands`).
 
 Output (params {"level": "star"} (default) or {"level": "sequence"}, and {"alpha": 0.05}): one
 row per star, in input order, or per sequence: id, [sequence], class, prob_<CLASS>... (calibrated
@@ -24,18 +28,20 @@ n_points, note. Per star, γ and the energies are the means over the star's sequ
 their argmax, and the star-level calibration applies (docs/serving.md; scoring.calibration).
 
 Errors: a malformed request (not a table, no rows, a missing column, a non-numeric time/mag/err,
-a missing id, an unknown level) raises `InputError`, an MlflowException (HTTP 400 with the
+an empty id, an unknown level) raises `InputError`, an MlflowException (HTTP 400 with the
 message from `mlflow models serve`) that is also a VarnetError (a clean CLI message). Bad points
 (NaN/inf, flagged 99.99 magnitudes, non-positive errors, repeated times) are dropped as in
 training and counted in n_points. A star that cannot be scored (fewer than n good points in
-every band, conflicting periods, no period found, a period outside the trained range) still gets
-a row: class empty, numbers NaN, flags False, n_sequences 0, and `note` saying why, so one bad
-star never fails a batch. At the sequence level such a star is one row with sequence = -1.
+every band, no points in a trained band, conflicting periods, no period found, a period outside
+the trained range) still gets a row: class empty, numbers NaN, flags False, n_sequences 0, and
+`note` saying why, so one bad star never fails a batch. At the sequence level such a star is one
+row with sequence = -1.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +57,10 @@ from varnet.prepare.cuts import clean_lightcurves
 from varnet.prepare.periods import lomb_scargle_period
 from varnet.prepare.sequences import build_sequences
 from varnet.scoring.calibration import DEFAULT_ALPHA, per_level
+from varnet.surveys import readers
 
 REQUIRED_COLUMNS = ("id", "time", "mag", "err")
+logger = logging.getLogger(__name__)
 DEFAULT_BAND = "V"
 
 
@@ -69,6 +77,8 @@ class Preprocessing:
 
     length: int
     bands: list[str] | None = None
+    """The bands the model was trained on: params sequences.bands, else the bands of its
+    training sequences (variant.json trained_bands); None = not recorded, every band is scored."""
     sentinel_mag: float = 90.0
     period_range: list[float] | None = field(default_factory=lambda: [0.01, 2000.0])
 
@@ -91,7 +101,8 @@ def _as_frame(model_input) -> pd.DataFrame:
 
 
 def _check_input(lc: pd.DataFrame) -> pd.DataFrame:
-    """The columns we use, typed; a clear InputError for anything malformed."""
+    """The columns we use, typed (`readers.typed_lightcurve`); a clear InputError for anything
+    malformed."""
     if lc.empty:
         raise InputError("empty input: no light-curve rows")
     missing = [c for c in REQUIRED_COLUMNS if c not in lc.columns]
@@ -99,22 +110,10 @@ def _check_input(lc: pd.DataFrame) -> pd.DataFrame:
         raise InputError(f"missing column(s) {missing}: a light-curve table needs "
                          f"{list(REQUIRED_COLUMNS)} (+ optional band, period); "
                          f"got {list(lc.columns)}")
-    empty = lc["id"].isna() | (lc["id"].astype(str).str.strip() == "")
-    if empty.any():
-        raise InputError(f"{int(empty.sum())} row(s) without an id (row "
-                         f"{int(empty.to_numpy().argmax()) + 1} is the first)")
-    columns = [c for c in (*REQUIRED_COLUMNS, "band", "period", *PHOT_COLUMNS) if c in lc]
-    out = lc[columns].copy()
-    for column in ("time", "mag", "err", "period", *PHOT_COLUMNS):
-        if column not in out:
-            continue
-        try:
-            out[column] = pd.to_numeric(out[column], errors="raise").astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"column {column!r} must be numeric ({exc})") from exc
-    out["id"] = out["id"].astype(str)
-    out["band"] = out["band"].fillna(DEFAULT_BAND).astype(str) if "band" in out else DEFAULT_BAND
-    return out
+    try:
+        return readers.typed_lightcurve(lc, "input", default_band=DEFAULT_BAND)
+    except VarnetError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def _per_star_constant(lc: pd.DataFrame, column: str, notes: dict[str, str]) -> pd.Series:
@@ -171,15 +170,17 @@ def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "st
     clean, _ = clean_lightcurves(lc.drop(columns=["period", *PHOT_COLUMNS], errors="ignore"),
                                  prep.sentinel_mag)
     n_points = clean.groupby("id", sort=False).size().reindex(star_order, fill_value=0)
-    period, source = _find_periods(clean, catalog_period, prep, notes)
+    other_bands = _untrained_bands(clean, prep.bands, notes)
+    period, source = _find_periods(clean, catalog_period, prep, notes)  # on all bands
 
+    trained = clean if prep.bands is None else clean[clean["band"].isin(prep.bands)]
     usable = star_order[~star_order.isin(list(notes))]
     catalog = pd.DataFrame({"id": usable, "period": period[usable].to_numpy(),
                             **{c: phot.loc[usable, c].to_numpy() for c in PHOT_COLUMNS}})
-    arrays, _ = build_sequences(catalog, clean[clean["id"].isin(usable)], prep.length, prep.bands)
+    arrays, _ = build_sequences(catalog, trained[trained["id"].isin(usable)], prep.length)
     scored = set(arrays["star_id"].tolist())
     unscored = usable.difference(pd.Index(list(scored)))
-    notes.update(_why_unscored(clean[clean["id"].isin(unscored)], unscored, prep.length,
+    notes.update(_why_unscored(trained[trained["id"].isin(unscored)], unscored, prep.length,
                                n_points))
 
     if arrays["star_id"].size:
@@ -201,8 +202,42 @@ def score_lightcurves(scorer, prep: Preprocessing, model_input, level: str = "st
     failed = pd.DataFrame({"id": [s for s in star_order if s in notes]})
     if level == "sequence":
         failed.insert(1, "sequence", -1)
+    for star, unused in other_bands.items():  # scored stars too: the note says what was left out
+        notes[star] = f"{notes[star]}; {unused}" if star in notes else unused
     return _assemble(rows, failed, {**scores, **calibrated}, scorer.thresholds[level], alpha,
                      period, source, n_points, notes, star_order)
+
+
+def _untrained_bands(clean: pd.DataFrame, bands: list[str] | None, notes: dict[str, str]
+                     ) -> dict[str, str]:
+    """What of each star lies in bands the model was not trained on: those points are not
+    scored (another band's zero point, amplitude and cadence are not what the network and the
+    calibration saw). A star with no trained band gets that as its note (not scored); the
+    others get the returned note beside their scores. One logged warning names stars and bands.
+    """
+    if bands is None:
+        return {}
+    other = ~clean["band"].isin(bands).to_numpy()
+    if not other.any():
+        return {}
+    with_trained = set(clean.loc[~other, "id"])
+    trained_text = ", ".join(map(str, bands))
+    unused = {}
+    for star, points in clean[other].groupby("id", sort=False)["band"]:
+        names = ", ".join(sorted(points.unique()))
+        text = (f"band(s) {names} not in the trained band(s) {trained_text}: "
+                f"{len(points)} point(s) not used")
+        if star in with_trained:
+            unused[star] = text
+        else:
+            notes.setdefault(star, f"no points in the trained band(s) {trained_text} ({text})")
+    stars_per_band = clean[other].groupby("band")["id"].nunique().sort_index()
+    logger.warning("%d star(s) have points in bands the model was not trained on (trained: %s; "
+                   "stars per band: %s), not used, e.g. star %r; see each star's note",
+                   clean.loc[other, "id"].nunique(), trained_text,
+                   ", ".join(f"{b}: {n}" for b, n in stars_per_band.items()),
+                   clean.loc[other, "id"].iloc[0])
+    return unused
 
 
 def _why_unscored(clean: pd.DataFrame, stars: pd.Index, length: int, n_points: pd.Series
@@ -264,7 +299,7 @@ def preprocessing_for(model_dir: Path) -> Preprocessing:
         raise VarnetError(f"{model_dir}/variant.json: no sequence_length")
     defaults = Preprocessing(length=int(length))
     return Preprocessing(
-        length=int(length), bands=sequences.get("bands", defaults.bands),
+        length=int(length), bands=sequences.get("bands") or variant.get("trained_bands"),
         sentinel_mag=float(cuts.get("sentinel_mag", defaults.sentinel_mag)),
         period_range=cuts.get("period_range", defaults.period_range),
     )

@@ -22,7 +22,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from varnet.core.errors import VarnetError
-from varnet.core.schema import PHOT_COLUMNS, SERVED_FILES, ModelFolder
+from varnet.core.schema import SERVED_FILES, ModelFolder
 from varnet.scoring.calibration import DEFAULT_ALPHA
 from varnet.scoring.lightcurves import (
     DEFAULT_BAND,
@@ -60,12 +60,10 @@ class VarnetModel(mlflow.pyfunc.PythonModel):
 
 
 def signature(percentiles: list[str]) -> ModelSignature:
-    inputs = Schema([
-        ColSpec("string", "id"), ColSpec("double", "time"), ColSpec("double", "mag"),
-        ColSpec("double", "err"), ColSpec("string", "band", required=False),
-        ColSpec("double", "period", required=False),
-        *(ColSpec("double", c, required=False) for c in PHOT_COLUMNS),
-    ])
+    """Outputs and params; no input schema, on purpose: MLflow enforces one differently in
+    process (it refuses integer times) and over HTTP (it turns JSON booleans into numbers), so
+    `score_lightcurves` types the columns itself, one rule for `varnet score` and the server
+    (`readers.typed_lightcurve`). The input columns are those of the input example."""
     outputs = [ColSpec("string", "id"), ColSpec("long", "sequence", required=False),
                ColSpec("string", "class", required=False)]
     for name in output_columns(percentiles)[1:]:
@@ -74,7 +72,7 @@ def signature(percentiles: list[str]) -> ModelSignature:
         outputs.append(ColSpec(kind, name, required=name not in ("note", "period_source")))
     params = ParamSchema([ParamSpec("level", "string", "star"),
                           ParamSpec("alpha", "double", DEFAULT_ALPHA)])
-    return ModelSignature(inputs=inputs, outputs=Schema(outputs), params=params)
+    return ModelSignature(outputs=Schema(outputs), params=params)
 
 
 def input_example(prep: Preprocessing) -> pd.DataFrame:

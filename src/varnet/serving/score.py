@@ -29,8 +29,10 @@ sequence (--level sequence): id, [sequence], class, prob_<CLASS>..., energy, ene
 novel_p80, novel_p95, period, period_source, n_sequences. The numbers are what the model's
 `predict` returns, so they equal (up to float32 rounding) the HTTP answers of
 `mlflow models serve` on the same model.
-Stars that cannot be scored (too few good epochs for one sequence, no period found) get a row
-with an empty class and a `note` saying why.
+Stars that cannot be scored (too few good epochs for one sequence, no period found, no point in
+a band the model was trained on) get a row with an empty class and a `note` saying why.
+Integer times and ids are converted; a column of the wrong type (text in mag, booleans, dates)
+stops the run naming the file, the column and the first bad row (docs/serving.md, "Types").
 
 Examples:
   varnet score lightcurves.parquet -o scores.parquet
@@ -107,11 +109,7 @@ def iter_star_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     for chunk in _raw_chunks(path, chunk_rows):
         if chunk.empty:
             continue
-        empty = (chunk["id"].isna() | (chunk["id"].astype(str).str.strip() == "")).to_numpy()
-        if empty.any():
-            raise VarnetError(f"{path}: row {offset + int(empty.argmax()) + 1} has an empty "
-                              "star id (every row needs one)")
-        chunk = chunk.assign(id=chunk["id"].astype(str))
+        chunk = readers.typed_lightcurve(chunk, path, first_row=offset + 1)
         frame = pd.concat([carry, chunk], ignore_index=True) if len(carry) else chunk
         ids = frame["id"].to_numpy()
         runs = frame["id"].ne(frame["id"].shift()).cumsum()
@@ -153,7 +151,7 @@ def read_periods(path: Path) -> pd.Series:
     header = readers.read_header(path, comment="#")
     if not {"id", "period"} <= set(header):
         raise VarnetError(f"{path}: a periods table needs columns id and period; it has {header}")
-    frame = readers.read_table(path, dtype={"id": str})
+    frame = readers.read_table(path, dtype={"id": str}, na_values={"period": readers.NA_STRINGS})
     ids = frame["id"].astype(str)
     if ids.duplicated().any():
         raise VarnetError(f"{path}: star {ids[ids.duplicated()].iloc[0]!r} has two periods")
@@ -196,7 +194,14 @@ def predict(model: mlflow.pyfunc.PyFuncModel, chunk: pd.DataFrame, level: str,
     try:
         return model.predict(chunk, params={"level": level, "alpha": alpha})
     except mlflow.exceptions.MlflowException as exc:
-        raise VarnetError(f"the model rejected the input: {exc.message.splitlines()[0]}") from exc
+        raise VarnetError(f"the model rejected the input: {reason(exc.message)}") from exc
+
+
+def reason(message: str) -> str:
+    """The reason in an MLflow error: its text after the last "Error: " (MLflow puts the whole
+    received table in front of it, over many lines), else its first line."""
+    return " ".join(message.rsplit("Error: ", 1)[-1].split()) if "Error: " in message else (
+        message.splitlines()[0] if message else "no reason given")
 
 
 class OutputWriter:

@@ -6,6 +6,7 @@ VarnetError that names the file and the column, never a pandas traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 from pathlib import Path
 
@@ -40,8 +41,12 @@ def is_parquet(path: Path) -> bool:
 
 def read_table(path: str | Path, *, separator: str = ",", names: list[str] | None = None,
                comment: str | None = None, dtype: dict | type | None = None,
-               usecols: list[str] | None = None) -> pd.DataFrame:
-    """Read a csv/tsv/text (optionally gzip) or parquet table; any failure names the file."""
+               usecols: list[str] | None = None, na_values: dict[str, list[str]] | None = None
+               ) -> pd.DataFrame:
+    """Read a csv/tsv/text (optionally gzip) or parquet table; any failure names the file.
+
+    ``na_values`` (text files): the only cells read as missing, per column (e.g. NA_STRINGS for
+    the numeric ones, so that a star named "NA" keeps its name)."""
     path = Path(path)
     if not path.is_file():
         raise VarnetError(f"{path}: file not found")
@@ -54,6 +59,7 @@ def read_table(path: str | Path, *, separator: str = ",", names: list[str] | Non
         sep = _separator(path, separator)
         return pd.read_csv(path, sep=sep, header=None if names else "infer", names=names,
                            comment=comment, dtype=dtype, usecols=usecols,
+                           keep_default_na=na_values is None, na_values=na_values,
                            engine="python" if len(sep) > 1 else "c")
     except pd.errors.EmptyDataError as exc:
         raise VarnetError(f"{path}: the file is empty ({exc})") from exc
@@ -92,18 +98,86 @@ def require_columns(columns, wanted: dict[str, str], path: str | Path, where: st
                 f"the file has columns {sorted(map(str, present))}")
 
 
-def to_float(values: pd.Series, path: str | Path, column: str) -> np.ndarray:
-    """Numbers as float64; empty cells become NaN, but text that is not a number is an error."""
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+def to_float(values: pd.Series, path: str | Path, column: str, first_row: int = 1
+             ) -> np.ndarray:
+    """Numbers as float64: integers are safe to convert and empty cells become NaN, but
+    booleans, dates and text that is not a number are errors naming the column, its type and
+    the first bad value (``first_row`` = the file's data row of ``values``' first element)."""
+    if not (pd.api.types.is_object_dtype(values.dtype)
+            or pd.api.types.is_string_dtype(values.dtype)):
+        if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+                values.dtype):
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        raise VarnetError(f"{path}: column {column!r} holds {_kind_of(values.dtype)} "
+                          f"(dtype {values.dtype}), not numbers{_hint(column)}")
+    if pd.api.types.is_object_dtype(values.dtype):  # mixed cells (JSON, parquet objects)
+        kinds = values.map(_unnumeric_kind)
+        if kinds.notna().any():
+            row = int(kinds.notna().to_numpy().argmax())
+            raise VarnetError(f"{path}: column {column!r} holds {kinds.iloc[row]} "
+                              f"({values.iloc[row]!r} at data row {first_row + row}), not "
+                              f"numbers{_hint(column)}")
     numbers = pd.to_numeric(values, errors="coerce")
-    suspect = numbers.isna() & values.notna()
-    bad = suspect[suspect].index[values[suspect].astype(str).str.strip() != ""]
+    suspect = (numbers.isna() & values.notna()).to_numpy()
+    bad = np.flatnonzero(suspect)[(values[suspect].astype(str).str.strip() != "").to_numpy()]
     if len(bad):
-        row = values.index.get_loc(bad[0])
+        row = int(bad[0])
+        looks_like_date = pd.notna(pd.to_datetime(values.iloc[row], errors="coerce"))
         raise VarnetError(f"{path}: column {column!r} holds {values.iloc[row]!r} at data row "
-                          f"{row + 1}, not a number ({len(bad)} such value(s))")
+                          f"{first_row + row}, not a number ({len(bad)} such value(s))"
+                          f"{_hint(column) if looks_like_date else ''}")
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _kind_of(dtype) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "booleans"
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        return "dates or durations"
+    return f"{dtype} values"
+
+
+def _unnumeric_kind(value) -> str | None:
+    """What a cell of a mixed column is when it is neither a number, text nor missing."""
+    if isinstance(value, bool | np.bool_):
+        return "a boolean"
+    if isinstance(value, dt.date | dt.timedelta | np.datetime64 | np.timedelta64):
+        return "a date"
+    if value is None or isinstance(value, str | int | float | np.number) or pd.isna(value):
+        return None
+    return f"a {type(value).__name__}"
+
+
+def _hint(column: str) -> str:
+    return "; give times as numbers of days (e.g. MJD)" if column == "time" else ""
+
+
+def typed_lightcurve(points: pd.DataFrame, source: str | Path, first_row: int = 1,
+                     default_band: str = "V") -> pd.DataFrame:
+    """The light-curve columns present in ``points`` (LIGHTCURVE_FIELDS, period, PHOT_COLUMNS)
+    as scoring needs them: id and band text, the rest float64 (to_float's rules).
+
+    The one typing rule of `varnet score` files and HTTP requests. Integer ids become text; a
+    float id is refused (1.0 would not match "1", and large catalog ids lose digits), as is an
+    empty one (``first_row`` numbers the rows in messages).
+    """
+    columns = [c for c in (*LIGHTCURVE_FIELDS, "period", *schema.PHOT_COLUMNS) if c in points]
+    out = points[columns].copy()
+    ids = out["id"]
+    if pd.api.types.is_float_dtype(ids.dtype) or pd.api.types.is_bool_dtype(ids.dtype):
+        raise VarnetError(f"{source}: column 'id' holds {ids.dtype} values ({ids.iloc[0]!r} at "
+                          f"data row {first_row}); star ids must be text or integers")
+    empty = (ids.isna() | (ids.astype(str).str.strip() == "")).to_numpy()
+    if empty.any():
+        raise VarnetError(f"{source}: row {first_row + int(empty.argmax())} has an empty star id "
+                          f"({int(empty.sum())} row(s) without an id; every row needs one)")
+    out["id"] = ids.astype(str)
+    for column in columns:
+        if column not in ("id", "band"):
+            out[column] = to_float(out[column], source, column, first_row)
+    out["band"] = (out["band"].astype(object).where(out["band"].notna(), default_band)
+                   .astype(str) if "band" in out else default_band)
+    return out
 
 
 def expand_files(pattern: str | Path) -> list[Path]:
