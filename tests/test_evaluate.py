@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from varnet.core import files
+from varnet.core import files, provenance
 from varnet.core.errors import VarnetError
+from varnet.core.schema import ModelFolder
 from varnet.core.taxonomy import CLASSES
 from varnet.evaluation import baseline, evaluate
 from varnet.scoring import calibration
@@ -71,6 +73,20 @@ def fake_sequences(n: int, label: np.ndarray) -> dict[str, np.ndarray]:
             "period": np.ones(n)}
 
 
+def record_training_data(model_dir: Path, data: dict[str, str] | None) -> None:
+    """What `varnet train` records in variant.json: the data fingerprint it trained on."""
+    variant = files.read_json(model_dir / "variant.json")
+    variant.pop("data", None)
+    files.write_json(variant if data is None else {**variant, "data": data},
+                     model_dir / "variant.json")
+
+
+def evaluate_args(root: Path, models: Path, reports: Path, no_mlflow: bool = True
+                  ) -> argparse.Namespace:
+    return argparse.Namespace(models=models, reports=reports, no_mlflow=no_mlflow,
+                              sequences=root / "sequences.npz", split=root / "split.npz")
+
+
 @pytest.fixture()
 def workspace(tmp_path):
     models = tmp_path / "models"
@@ -78,6 +94,10 @@ def workspace(tmp_path):
         fake_model_dir(models, name, seed)
     label = files.read_npz(models / "joint" / "predictions.npz")["label"]
     files.write_npz(tmp_path / "sequences.npz", **fake_sequences(len(label), label))
+    files.write_npz(tmp_path / "split.npz", train=np.flatnonzero(label >= 0))
+    data = provenance.data_fingerprint(tmp_path / "sequences.npz", tmp_path / "split.npz")
+    for name in ("joint", "sequential"):
+        record_training_data(models / name, data)
     params = {"train": {"variants": VARIANTS}, "split": {"by": "star"},
               "evaluate": {"percentiles": [80, 95]}}
     return tmp_path, models, params
@@ -86,19 +106,21 @@ def workspace(tmp_path):
 def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
     root, models, params = workspace
     reports = root / "reports"
-    args = argparse.Namespace(models=models, reports=reports, no_mlflow=True,
-                              sequences=root / "sequences.npz")
-    assert evaluate.run(args, params) == 0
+    assert evaluate.run(evaluate_args(root, models, reports), params) == 0
 
     result = json.loads((reports / "metrics.json").read_text())
     assert set(result) == {"joint", "sequential"}          # joint-phot is not trained: skipped
+    assert result["joint"]["provenance"] == {
+        "data": provenance.data_fingerprint(root / "sequences.npz", root / "split.npz"),
+        "model": {"predictions.npz": hashlib.md5(
+            (models / "joint" / "predictions.npz").read_bytes()).hexdigest()}}
     headline = json.loads((reports / "headline.json").read_text())
     star = result["joint"]["star"]
     assert headline["joint"] == {
         "accuracy": result["joint"]["sequence"]["accuracy"],
         "star_accuracy": star["accuracy"],
         "novelty_auroc": result["joint"]["sequence"]["novelty"]["auroc"],
-        "reconstruction_r2": result["joint"]["sequence"]["reconstruction_r2"],
+        "median_reconstruction_r2": result["joint"]["sequence"]["median_reconstruction_r2"],
         "star_false_alarm_rate_alpha0.05": star["conformal"]["alpha0.05_false_alarm_rate"],
         "star_ece_calibrated": star["calibration"]["ece_calibrated"]}
     assert "joint-phot: not trained" in capsys.readouterr().out
@@ -126,7 +148,7 @@ def test_evaluate_writes_metrics_table_figures_and_dvc_plots(workspace, capsys):
     assert "Reconstruction R² (median)" in table
     assert "Conformal α = 0.05: false-alarm rate" in table and "ECE, calibrated" in table
     assert "Every number is read from the test set" in table
-    assert 0.2 < result["joint"]["sequence"]["reconstruction_r2"] < 0.9
+    assert 0.2 < result["joint"]["sequence"]["median_reconstruction_r2"] < 0.9
     for name in ("confusion_joint.png", "energy_sequential.png", "ae_loss.png",
                  "reconstruction_joint.png", "reliability_joint.png"):
         assert (reports / "figures" / "evaluation" / name).stat().st_size > 1000
@@ -153,9 +175,8 @@ def test_star_level_averages_gamma_and_energy_within_a_subset(tmp_path):
 def test_missing_threshold_for_a_requested_percentile_is_a_clear_error(workspace):
     root, models, params = workspace
     params = {**params, "evaluate": {"percentiles": [90]}}
-    args = argparse.Namespace(models=models, reports=root / "r", no_mlflow=True)
     with pytest.raises(VarnetError, match="thresholds.json.*90"):
-        evaluate.run(args, params)
+        evaluate.run(evaluate_args(root, models, root / "r"), params)
 
 
 def test_no_trained_variant_is_a_clear_error(tmp_path):
@@ -166,18 +187,18 @@ def test_no_trained_variant_is_a_clear_error(tmp_path):
 
 def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
     root, models, params = workspace
-    predictions = files.read_npz(models / "joint" / "predictions.npz")
-    sequences_file = root / "sequences.npz"
-    files.write_npz(sequences_file, **fake_sequences(len(predictions["label"]),
-                                                  predictions["label"]))
     params = {**params, "baseline": {"n_estimators": [50], "criterion": ["gini"],
                                      "max_features": [0.3, 0.5], "min_samples_leaf": [1],
                                      "cv": 2, "n_jobs": 1, "cv_max_sequences": 60}}
     reports = root / "reports"
-    args = argparse.Namespace(models=models, sequences=sequences_file, reports=reports)
+    args = argparse.Namespace(models=models, sequences=root / "sequences.npz",
+                              split=root / "split.npz", reports=reports)
     assert baseline.run(args, params) == 0
     result = json.loads((reports / "baseline.json").read_text())
     joint = result["joint"]
+    assert joint["provenance"] == {
+        "data": provenance.data_fingerprint(root / "sequences.npz", root / "split.npz"),
+        "model": provenance.model_fingerprint(ModelFolder(models / "joint"))}
     # the random embedding carries no class; the aux features carry it perfectly
     assert joint["embedding_aux"]["sequence"]["test_accuracy"] == 1.0
     assert joint["embedding_aux"]["star"]["test_accuracy"] == 1.0
@@ -188,12 +209,77 @@ def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
                                                       "max_features", "min_samples_leaf"}
     assert "| joint | embedding_aux | 100.0% |" in (reports / "baseline.md").read_text()
 
-    evaluate.run(argparse.Namespace(models=models, reports=reports, no_mlflow=True,
-                                     sequences=sequences_file), params)
-    table = (reports / "table2.md").read_text()
-    row = next(line for line in table.splitlines()
+    evaluate.run(evaluate_args(root, models, reports), params)
+    assert rf_cells(reports) == ("100.0%", "100.0%")
+
+
+def rf_cells(reports: Path) -> tuple[str, str]:
+    """Table 2's per-sequence "RF accuracy, embedding + aux" of joint and sequential."""
+    row = next(line for line in (reports / "table2.md").read_text().splitlines()
                if line.startswith("| RF accuracy, embedding + aux"))
-    assert row.split("|")[2].strip() == "100.0%"
+    cells = [cell.strip() for cell in row.split("|")]
+    return cells[2], cells[4]
+
+
+def rf_entry(accuracy: float, inputs: dict | None) -> dict:
+    """A baseline.json entry of one variant; ``inputs`` its provenance (None: not recorded)."""
+    levels = {"sequence": {"test_accuracy": accuracy}, "star": {"test_accuracy": accuracy}}
+    entry = {"embedding": levels, "embedding_aux": levels}
+    return entry if inputs is None else {**entry, "provenance": inputs}
+
+
+def test_a_baseline_of_other_inputs_is_left_out_of_table2(workspace, capsys):
+    """Issue 12, item 11: another survey's or a stale reports/baseline.json never reaches
+    Table 2; what is left out is printed and noted under the table, naming the file."""
+    root, models, params = workspace
+    reports = root / "reports"
+    data = provenance.data_fingerprint(root / "sequences.npz", root / "split.npz")
+    joint = {"data": data, "model": provenance.model_fingerprint(ModelFolder(models / "joint"))}
+
+    # as the committed file was: no record of its inputs
+    files.write_json({"joint": rf_entry(0.5, None), "sequential": rf_entry(0.7, None)},
+                     reports / "baseline.json")
+    evaluate.run(evaluate_args(root, models, reports), params)
+    assert rf_cells(reports) == ("—", "—")
+    out = capsys.readouterr().out
+    assert f"{reports / 'baseline.json'}: RF rows of `joint` left out" in out
+    assert "no fingerprint recorded" in out
+
+    # joint's entry is current; sequential's came from another survey's sequences.npz
+    other_survey = {**data, "sequences.npz": "0" * 32}
+    files.write_json({"joint": rf_entry(0.5, joint),
+                      "sequential": rf_entry(0.7, {"data": other_survey, "model": joint})},
+                     reports / "baseline.json")
+    evaluate.run(evaluate_args(root, models, reports), params)
+    assert rf_cells(reports) == ("50.0%", "—")
+    note = (f"{reports / 'baseline.json'}: RF rows of `sequential` left out, not computed from "
+            f"the data and training evaluated here (sequences.npz recorded 00000000, now "
+            f"{data['sequences.npz'][:8]}")
+    assert note in capsys.readouterr().out and note in (reports / "table2.md").read_text()
+
+    # joint retrained since the baseline ran: its predictions.npz is not the one the RF read
+    fake_model_dir(root / "retrained", "joint", seed=7)
+    (root / "retrained" / "joint" / "predictions.npz").replace(models / "joint" / "predictions.npz")
+    evaluate.run(evaluate_args(root, models, reports), params)
+    assert rf_cells(reports) == ("—", "—")
+    assert "RF rows of `joint` left out" in capsys.readouterr().out
+
+
+def test_a_variant_trained_on_other_data_is_left_out(workspace, capsys):
+    root, models, params = workspace
+    reports = root / "reports"
+    data = provenance.data_fingerprint(root / "sequences.npz", root / "split.npz")
+    record_training_data(models / "sequential", {**data, "split.npz": "f" * 32})
+    evaluate.run(evaluate_args(root, models, reports), params)
+    assert set(json.loads((reports / "metrics.json").read_text())) == {"joint"}
+    note = (f"`sequential` left out: {models / 'sequential' / 'variant.json'} does not match the "
+            f"data: split.npz recorded ffffffff, now {data['split.npz'][:8]}")
+    assert note in capsys.readouterr().out and note in (reports / "table2.md").read_text()
+
+    record_training_data(models / "joint", None)   # trained before provenance was recorded
+    with pytest.raises(VarnetError, match="no variant under .* was trained on .*"
+                                          "joint.*no fingerprint recorded.*sequential"):
+        evaluate.run(evaluate_args(root, models, reports), params)
 
 
 def test_baseline_rejects_unknown_variants(workspace):
@@ -209,13 +295,14 @@ def _exp(rev: str, name: str | None, embedding: int, metrics: dict | None) -> di
     return {"rev": rev, "name": name, "error": None, "experiments": None,
             "data": {"rev": rev, "params": {"params.yaml": {"data": {
                 "model": {"embedding": embedding}}}},
-                "metrics": {} if metrics is None else {"reports/metrics.json": {"data": metrics}},
+                "metrics": {} if metrics is None else {"reports/headline.json": {"data": metrics}},
                 "deps": {}, "outs": {}, "meta": {}}}
 
 
 def _metrics(accuracy: float) -> dict:
-    level = {"accuracy": accuracy, "novelty": {"p80_f1": 0.5, "p95_f1": 0.75, "auroc": 0.9}}
-    return {"joint": {"sequence": level, "star": level}}
+    """reports/headline.json of one experiment (the DVC metrics file, evaluate.headline)."""
+    return {"joint": {"accuracy": accuracy, "star_accuracy": 0.75, "novelty_auroc": 0.9,
+                      "median_reconstruction_r2": 0.7, "star_ece_calibrated": 0.05}}
 
 
 def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
@@ -239,11 +326,10 @@ def test_sweep_tabulates_finished_experiments_by_embedding(tmp_path, capsys):
     args = argparse.Namespace(param="model.embedding", exp_json=exp_json, out=out)
     assert sweep.run(args, {}) == 0
     table = out.read_text()
-    rows = [line for line in table.split("## Per star")[0].splitlines()
-            if line.startswith(("| exp-", "| main"))]
-    assert rows == ["| exp-8 | 8 | 0.930 / 0.750 / 0.900 |",
-                    "| main | 16 | 0.960 / 0.750 / 0.900 |",
-                    "| exp-64 | 64 | 0.950 / 0.750 / 0.900 |"]
+    rows = [line for line in table.splitlines() if line.startswith(("| exp-", "| main"))]
+    assert rows == ["| exp-8 | 8 | 0.930 / 0.750 / 0.900 / 0.700 |",
+                    "| main | 16 | 0.960 / 0.750 / 0.900 / 0.700 |",
+                    "| exp-64 | 64 | 0.950 / 0.750 / 0.900 / 0.700 |"]
     assert "- exp-32: queued (model.embedding = 32)" in table
     assert "- by-sequence: also changes split.by" in table  # not a row: it is another sweep
     assert "exp-8" in capsys.readouterr().out
@@ -261,9 +347,8 @@ def test_evaluation_is_logged_into_the_variants_mlflow_run(workspace, monkeypatc
     with mlflow.start_run() as run:
         pass
     files.write_json({"run_id": run.info.run_id}, models / "joint" / "run.json")
-    args = argparse.Namespace(models=models, reports=root / "reports", no_mlflow=False,
-                              sequences=root / "sequences.npz")
-    assert evaluate.run(args, params) == 0
+    assert evaluate.run(evaluate_args(root, models, root / "reports", no_mlflow=False),
+                        params) == 0
     logged = mlflow.MlflowClient().get_run(run.info.run_id)
     metrics = json.loads((root / "reports" / "metrics.json").read_text())["joint"]
     assert logged.data.metrics["eval/sequence/accuracy"] == metrics["sequence"]["accuracy"]

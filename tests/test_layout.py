@@ -123,3 +123,31 @@ def test_stage_deps_cover_the_code_its_command_runs(stage):
     missing = sorted(str(f.relative_to(root)) for f in needed
                      if not any(f == d or d in f.parents for d in covered))
     assert not missing, f"dvc.yaml stage {stage} (varnet {command}) does not depend on {missing}"
+
+
+def declared(stage: dict, kinds=("outs", "metrics", "plots")) -> set[str]:
+    """The paths a dvc.yaml stage declares under ``kinds``."""
+    return {next(iter(entry)) if isinstance(entry, dict) else entry
+            for kind in kinds for entry in stage.get(kind, [])}
+
+
+def test_dvc_metrics_are_the_headline_numbers_only():
+    """`dvc metrics show` lists reports/headline.json, a few numbers per variant; every other
+    report is an output (issue 12, item 15). `varnet sweep` reads the experiments' metrics from
+    `dvc exp show`, which reports the declared metrics files only."""
+    from varnet.evaluation import sweep
+
+    stages = yaml.safe_load((SRC.parent / "dvc.yaml").read_text())["stages"]
+    metrics = {name: declared(stage.get("do", stage), ("metrics",))
+               for name, stage in stages.items()}
+    assert {name: paths for name, paths in metrics.items() if paths} == {
+        "evaluate": {"reports/headline.json"}}
+    assert sweep.METRICS_FILE == "reports/headline.json"
+
+
+def test_validate_declares_every_file_it_writes():
+    """The cut flow and the dropped stars beside it (issue 12, item 13) are stage outputs."""
+    from varnet.prepare import validate
+
+    stage = yaml.safe_load((SRC.parent / "dvc.yaml").read_text())["stages"]["validate"]
+    assert {str(path) for path in validate.OUTPUTS} <= declared(stage)

@@ -110,6 +110,7 @@ def test_joint_writes_its_artefacts_and_a_registered_run(project):
     np.testing.assert_array_equal(pred["label"][np.isin(pred["subset"], schema.NOVEL_SUBSETS)],
                                   -1)
 
+    assert files.read_json(out / "variant.json")["trained_bands"] == ["V"]  # scoring names others
     gmm = files.read_npz(out / "gmm.npz")
     assert gmm["sigma"].shape == (8, 9, 9) and gmm["sigma"].dtype == np.float64
     thresholds = files.read_json(out / "thresholds.json")

@@ -17,11 +17,11 @@ from test_cuts import one_per_class, star, survey
 
 from varnet import cli
 from varnet.core import files, schema
-from varnet.core.config import CutsParams
+from varnet.core.config import CutsParams, section
 from varnet.core.schema import CATALOG_COLUMNS, CUT_COLUMNS, LIGHTCURVE_COLUMNS
 from varnet.core.taxonomy import NOVEL
 from varnet.prepare import validate as validate_module
-from varnet.prepare.cuts import apply_cuts
+from varnet.prepare.cuts import apply_cuts, cut_rules
 
 SURVEY = "tiny"
 INTERIM = (schema.INTERIM_CATALOG, schema.INTERIM_LIGHTCURVES)
@@ -89,6 +89,12 @@ def test_validate_writes_outputs_reports_and_a_stable_gx_project(workdir, capsys
     tidy = pd.read_csv("reports/cutflow.csv")
     assert list(tidy.columns) == ["cut", "class", "removed"] and tidy["removed"].sum() == 3
     assert "| - unknown type |" in Path("reports/cutflow.md").read_text()
+    rules = cut_rules(section(CutsParams, yaml.safe_load(Path("params.yaml").read_text())))
+    dropped = pd.read_csv("reports/dropped_stars.csv").set_index("id")  # beside the cut flow
+    assert dropped.to_dict("index") == {
+        "low-p": {"group": "SR", "cut": "class prob.", "rule": rules["class prob."]},
+        "short": {"group": NOVEL, "cut": "epochs", "rule": rules["epochs"]},
+        "odd": {"group": "unknown", "cut": "unknown type", "rule": rules["unknown type"]}}
 
     gx_root = workdir / "gx"
     for suite in ("raw_catalog", "raw_lightcurves", "lightcurves", "post_cut"):

@@ -2,8 +2,11 @@
 
 Reads   models/<variant>/predictions.npz (train/test embeddings, labels, star ids, the index
         into sequences.npz) and data/processed/sequences.npz (the raw auxiliary features).
-Writes  reports/baseline.json (DVC metrics, nested variant -> features -> level) and
-        reports/baseline.md (the same as a table, also printed).
+Writes  reports/baseline.json (nested variant -> features -> level, and per variant the
+        "provenance" it was computed from: the data and model fingerprints of core.provenance,
+        which `varnet evaluate` checks before putting the RF rows into Table 2) and
+        reports/baseline.md (the same as a table, also printed). A variant whose model folder
+        was trained on other data than the current sequences.npz + split.npz is skipped.
 
 For each variant a GridSearchCV(RandomForestClassifier(random_state=seed)) over
 n_estimators x criterion x max_features x min_samples_leaf (the paper's 72 combinations,
@@ -38,7 +41,7 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
-from varnet.core import files, schema
+from varnet.core import files, provenance, schema
 from varnet.core.config import BaselineParams, TrainParams, section
 from varnet.core.errors import VarnetError
 from varnet.core.schema import ModelFolder
@@ -135,7 +138,8 @@ def baseline_markdown(results: dict[str, dict], cfg: BaselineParams) -> str:
              "| train acc | n search | best parameters | fit s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for variant, by_features in results.items():
-        for features, r in by_features.items():
+        for features in FEATURE_SETS:
+            r = by_features[features]
             best = ", ".join(f"{k}={v}" for k, v in r["best_params"].items())
             lines.append(
                 f"| {variant} | {features} | {100 * r['sequence']['test_accuracy']:.1f}% "
@@ -154,6 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory of trained variants (default: %(default)s)")
     parser.add_argument("--sequences", type=Path, default=schema.SEQUENCES_FILE,
                         help="sequence arrays with the raw aux features (default: %(default)s)")
+    parser.add_argument("--split", type=Path, default=schema.SPLIT_FILE,
+                        help="the split the variants were trained on; a variant trained on "
+                             "other data is skipped (default: %(default)s)")
     parser.add_argument("--reports", type=Path, default=schema.REPORTS_DIR,
                         help="where baseline.json and baseline.md go (default: %(default)s)")
 
@@ -165,19 +172,26 @@ def run(args: argparse.Namespace, params: dict) -> int:
     if unknown := sorted(set(variants) - set(trained)):
         raise VarnetError(f"params baseline.variants: {unknown} not in train.variants {trained}")
     sequences = files.read_npz(args.sequences)
+    data = provenance.data_fingerprint(args.sequences, args.split)
     results: dict[str, dict] = {}
     for name in variants:
         folder = ModelFolder.of(name, args.models)
         if not folder.predictions.exists():
             print(f"  {name}: not trained ({folder.predictions} missing), skipped")
             continue
+        if reason := provenance.trained_on_other_data(folder, data):
+            print(f"  {name}: skipped, {reason}; retrain it (`varnet train {name}`)")
+            continue
         predictions = files.read_npz(folder.predictions)
         photometric = bool(files.read_json(folder.variant).get("photometric", False))
         print(f"  {name}: grid search, {_grid_size(cfg)} combinations x {cfg.cv} folds "
               f"x {len(FEATURE_SETS)} feature sets ...", flush=True)
-        results[name] = baseline_variant(predictions, sequences, photometric, cfg)
+        results[name] = {**baseline_variant(predictions, sequences, photometric, cfg),
+                         "provenance": {"data": data,
+                                        "model": provenance.model_fingerprint(folder)}}
     if not results:
-        raise VarnetError(f"no trained variant under {args.models}/ for the RF baseline")
+        raise VarnetError(f"no variant under {args.models}/ trained on {args.sequences} and "
+                          f"{args.split} for the RF baseline")
     table = baseline_markdown(results, cfg)
     files.write_json(results, args.reports / "baseline.json")
     files.write_text(table, args.reports / "baseline.md")

@@ -5,11 +5,16 @@ Reads   models/<variant>/{predictions.npz, thresholds.json, calibration.npz, his
         reconstruction figures) for every variant in params train.variants that has been
         trained (others are skipped with a note), and reports/baseline.json (random-forest
         accuracies, `varnet baseline`).
+Provenance (core.provenance): a variant whose variant.json records other data than the current
+        sequences.npz + split.npz is left out, and so are the random-forest rows of a
+        baseline.json entry computed from other data or another training of the variant; each
+        is printed and noted under Table 2, naming the file and the fingerprint that differs.
 Writes  reports/headline.json     DVC metrics (`dvc metrics show`): per variant, test accuracy
                                   per sequence and per star, novelty AUROC, median
                                   reconstruction R², the conformal false-alarm rate at
                                   alpha = 0.05 and the calibrated ECE (per star)
-        reports/metrics.json      every metric, nested variant -> sequence|star -> metric
+        reports/metrics.json      every metric, nested variant -> sequence|star -> metric, and
+                                  per variant the "provenance": data and model fingerprints
         reports/table2.md         the paper's Table 2 layout, our numbers beside the paper's
         reports/figures/evaluation/confusion_<variant>.png, energy_<variant>.png,
         reconstruction_<variant>.png, reliability_<variant>.png, ae_loss.png
@@ -46,7 +51,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from varnet.core import files, schema
+from varnet.core import files, provenance, schema
 from varnet.core.config import (
     EvaluateParams,
     SplitParams,
@@ -92,6 +97,9 @@ class VariantResult:
     predictions: dict[str, np.ndarray]
     history: pd.DataFrame | None
     run: dict | None
+    provenance: dict[str, dict[str, str] | None]
+    """{"data": the data fingerprint variant.json records, "model": the model fingerprint}
+    (core.provenance); `run` evaluates only variants whose data is the current data."""
 
 
 def threshold_key(percentile: float) -> str:
@@ -148,7 +156,7 @@ def evaluate_predictions(predictions: dict[str, np.ndarray],
         label = rows["label"]
         result = metrics.level_metrics(label, rows["gamma"], rows["energy"], thresholds[level],
                                        known)
-        result["reconstruction_r2"] = float(np.nanmedian(rows["recon_r2"][known]))
+        result["median_reconstruction_r2"] = float(np.nanmedian(rows["recon_r2"][known]))
         result["conformal"] = metrics.conformal_scores(rows["p_novel"], label < 0, alphas)
         result["calibration"] = {
             "temperature": fitted[level].temperature,
@@ -187,7 +195,42 @@ def evaluate_variant(name: str, folder: ModelFolder, percentiles: list[float],
         photometric=bool(variant.get("photometric", False)), thresholds=thresholds,
         metrics=results, confusion=confusion, levels=levels, predictions=predictions,
         history=pd.read_csv(history) if history.exists() else None,
-        run=files.read_json(run) if run.exists() else None)
+        run=files.read_json(run) if run.exists() else None,
+        provenance={"data": variant.get("data"), "model": provenance.model_fingerprint(folder)})
+
+
+def current_baseline(baseline_file: Path, results: list[VariantResult]) -> tuple[dict, list[str]]:
+    """The entries of reports/baseline.json computed from the very data and training each
+    result was evaluated on, and a note for each one left out (a baseline of another survey,
+    of an earlier training, or without a record of its inputs)."""
+    if not baseline_file.exists():
+        return {}, [f"{baseline_file} not found: RF rows of Table 2 left empty "
+                    "(run `varnet baseline`)"]
+    recorded = files.read_json(baseline_file)
+    current, notes = {}, []
+    for result in results:
+        if result.name not in recorded:
+            continue
+        inputs = recorded[result.name].get("provenance") or {}
+        reason = (provenance.mismatch(inputs.get("data"), result.provenance["data"])
+                  or provenance.mismatch(inputs.get("model"), result.provenance["model"]))
+        if reason is None:
+            current[result.name] = recorded[result.name]
+        else:
+            notes.append(f"{baseline_file}: RF rows of `{result.name}` left out, not computed "
+                         f"from the data and training evaluated here ({reason}); rerun "
+                         "`varnet baseline`")
+    return current, notes
+
+
+def provenance_note(results: list[VariantResult]) -> str:
+    """Table 2's record of the inputs its numbers come from (md5 prefixes, as in dvc.lock)."""
+    data = results[0].provenance["data"]
+    return ("Inputs (md5 prefixes, as in dvc.lock; in full in metrics.json): "
+            + ", ".join(f"{name} `{md5[:8]}`" for name, md5 in data.items()) + "; "
+            + ", ".join(f"`{r.name}` " + ", ".join(f"{name} `{md5[:8]}`"
+                                                     for name, md5 in r.provenance["model"].items())
+                        for r in results) + ".")
 
 
 # ---------------------------------------------------------------- Table 2
@@ -220,7 +263,7 @@ def _table_rows(results: dict[tuple[str, bool], VariantResult], baseline: dict, 
     rows = [
         ("Estimation-network accuracy", {c: r.metrics[level]["accuracy"]
                                          for c, r in results.items()}),
-        ("Reconstruction R² (median)", {c: r.metrics[level]["reconstruction_r2"]
+        ("Reconstruction R² (median)", {c: r.metrics[level]["median_reconstruction_r2"]
                                         for c, r in results.items()}),
         ("RF accuracy, embedding", {c: rf(r, "embedding") for c, r in results.items()}),
         ("RF accuracy, embedding + aux", {c: rf(r, "embedding_aux")
@@ -499,7 +542,7 @@ def headline(tree: dict) -> dict[str, float]:
     star = tree["star"]
     return {"accuracy": tree["sequence"]["accuracy"], "star_accuracy": star["accuracy"],
             "novelty_auroc": tree["sequence"]["novelty"]["auroc"],
-            "reconstruction_r2": tree["sequence"]["reconstruction_r2"],
+            "median_reconstruction_r2": tree["sequence"]["median_reconstruction_r2"],
             "star_false_alarm_rate_alpha0.05": star["conformal"].get(
                 "alpha0.05_false_alarm_rate", math.nan),
             "star_ece_calibrated": star["calibration"]["ece_calibrated"]}
@@ -527,6 +570,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", type=Path, default=schema.SEQUENCES_FILE,
                         help="the sequences the variants were trained on, for the "
                              "reconstruction figures (default: %(default)s)")
+    parser.add_argument("--split", type=Path, default=schema.SPLIT_FILE,
+                        help="the split the variants were trained on; a variant trained on "
+                             "other data is left out (default: %(default)s)")
     parser.add_argument("--no-mlflow", action="store_true",
                         help="do not log the metrics and figures into the MLflow runs")
 
@@ -537,21 +583,32 @@ def run(args: argparse.Namespace, params: dict) -> int:
     if not variants:
         raise VarnetError("params train.variants is empty: nothing to evaluate")
     figures, plots = args.reports / "figures" / "evaluation", args.reports / "plots"
-    results: list[VariantResult] = []
+    trained: dict[str, ModelFolder] = {}
     for name in variants:
         folder = ModelFolder.of(name, args.models)
-        if not folder.predictions.exists():
+        if folder.predictions.exists():
+            trained[name] = folder
+        else:
             print(f"  {name}: not trained ({folder.predictions} missing), skipped")
+    if not trained:
+        raise VarnetError(f"no trained variant under {args.models}/ (run `varnet train "
+                          f"{variants[0]}` or `dvc repro`)")
+    data = provenance.data_fingerprint(args.sequences, args.split)
+    results: list[VariantResult] = []
+    left_out: list[str] = []
+    for name, folder in trained.items():
+        if reason := provenance.trained_on_other_data(folder, data):
+            left_out.append(f"`{name}` left out: {reason}; retrain it (`varnet train {name}`)")
+            print(f"  {left_out[-1]}")
             continue
         results.append(evaluate_variant(name, folder, list(cfg.percentiles), list(cfg.alphas)))
     if not results:
-        raise VarnetError(f"no trained variant under {args.models}/ (run `varnet train "
-                          f"{variants[0]}` or `dvc repro`)")
+        raise VarnetError(f"no variant under {args.models}/ was trained on {args.sequences} "
+                          f"and {args.split}: " + "; ".join(left_out))
     sequences = files.read_npz(args.sequences)
-    baseline_file = args.reports / "baseline.json"
-    baseline = files.read_json(baseline_file) if baseline_file.exists() else {}
-    if not baseline:
-        print(f"  {baseline_file} not found: RF rows of Table 2 left empty")
+    baseline, stale = current_baseline(args.reports / "baseline.json", results)
+    for note in stale:
+        print(f"  {note}")
 
     split_by = section(SplitParams, params).by
     notes = [f"Split: `split.by = {split_by}`"
@@ -559,9 +616,11 @@ def run(args: argparse.Namespace, params: dict) -> int:
                 " (the paper's assignment: sequences of one star in several sets)."),
              "Variants: " + ", ".join(f"`{r.name}` ({r.mode}"
                                       f"{', photometric' if r.photometric else ''})"
-                                      for r in results) + "."]
+                                      for r in results) + ".",
+             provenance_note(results), *left_out, *stale]
     keys = [threshold_key(p) for p in cfg.percentiles]
-    files.write_json({r.name: r.metrics for r in results}, args.reports / "metrics.json")
+    files.write_json({r.name: {**r.metrics, "provenance": r.provenance} for r in results},
+                     args.reports / "metrics.json")
     files.write_json({r.name: headline(r.metrics) for r in results},
                      args.reports / "headline.json")
     files.write_text(table2_markdown(results, baseline, keys, list(cfg.alphas), notes),

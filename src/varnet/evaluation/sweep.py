@@ -13,10 +13,11 @@ queue them, run them, then summarise:
   varnet sweep                # reads `dvc exp show --json`, writes reports/sweep.md
 
 (DVC's one-line sweep `-S model.embedding=8,16,32,64` needs hydra-core, which varnet does not
-install.) The table has one row per experiment that has evaluation metrics (reports/metrics.json)
-and the swept parameter, sorted by its value; for every variant the validation accuracy, the F1
-at the highest novelty threshold and the AUROC, per sequence and per star. Queued, running and
-failed experiments are listed below the table. Each experiment's runs are also in MLflow
+install.) The table has one row per experiment that has the DVC metrics of `varnet evaluate`
+(reports/headline.json, the only metrics file `dvc exp show` reports) and the swept parameter,
+sorted by its value; for every variant its test accuracy per sequence and per star, the novelty
+AUROC and the median reconstruction R². Queued, running and failed experiments are listed below
+the table. Each experiment's runs are also in MLflow
 (`mlflow ui`), where the registered versions can be compared side by side.
 
 Examples:
@@ -37,10 +38,13 @@ from typing import Any
 
 from varnet.core import files, schema
 from varnet.core.errors import VarnetError
-from varnet.core.schema import LEVELS
 
 PARAMS_FILE = "params.yaml"
-METRICS_FILE = "reports/metrics.json"
+METRICS_FILE = "reports/headline.json"
+COLUMNS = ("accuracy", "star_accuracy", "novelty_auroc", "median_reconstruction_r2")
+"""The headline numbers of a variant in a table cell, in this order."""
+
+
 def exp_show_json() -> list[dict]:
     """The output of `dvc exp show --json` in the current repository."""
     try:
@@ -129,25 +133,18 @@ def sweep_markdown(rows: list[dict], notes: list[str], param: str) -> str:
     variants: list[str] = []
     for row in rows:
         variants += [v for v in row["metrics"] if v not in variants]
+    header = ["experiment", f"`{param}`", *variants]
     lines = [f"# Sweep over `{param}`", "",
-             "Per variant: validation accuracy / F1 at the highest novelty threshold / AUROC "
-             "(VAR positive, validation + VAR as the test set).", ""]
-    for level in LEVELS:
-        header = ["experiment", f"`{param}`", *variants]
-        lines += [f"## Per {level}", "", "| " + " | ".join(header) + " |",
-                  "|" + "---|" * len(header)]
-        for row in rows:
-            cells = [row["name"], str(row["value"])]
-            for variant in variants:
-                m = (row["metrics"].get(variant) or {}).get(level) or {}
-                novelty = m.get("novelty") or {}
-                f1_keys = sorted((k for k in novelty if k.startswith("p") and k.endswith("_f1")),
-                                 key=lambda k: float(k[1:-3]))
-                f1 = novelty.get(f1_keys[-1]) if f1_keys else None
-                cells.append(" / ".join(_fmt(x) for x in (m.get("accuracy"), f1,
-                                                           novelty.get("auroc"))))
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+             "Per variant, from reports/headline.json (every number read from the test set): "
+             "accuracy per sequence / accuracy per star / novelty AUROC (VAR positive) / median "
+             "reconstruction R².", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["name"], str(row["value"])]
+        for variant in variants:
+            headline = row["metrics"].get(variant) or {}
+            cells.append(" / ".join(_fmt(headline.get(key)) for key in COLUMNS))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
     if not rows:
         lines += ["No finished experiment with evaluation metrics yet.", ""]
     if notes:

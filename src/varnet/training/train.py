@@ -56,7 +56,7 @@ import tensorflow as tf
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 
-from varnet.core import files, schema, taxonomy, tracking
+from varnet.core import files, provenance, schema, taxonomy, tracking
 from varnet.core.config import (
     CutsParams,
     EvaluateParams,
@@ -175,6 +175,11 @@ def resolve(name: str, params: dict[str, Any]) -> tuple[ModelParams, TrainParams
     return model_cfg, cfg, cfg.variant(name)
 
 
+def trained_bands(train: Subset, sequences: Path = schema.SEQUENCES_FILE) -> list[str]:
+    """The bands of the training sequences: scoring names and leaves out any other band."""
+    return sorted(set(files.read_npz(sequences)["band"][train.index].astype(str).tolist()))
+
+
 def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks=(),
                   nested: bool = False, register: bool = True, restart: bool = False
                   ) -> dict[str, Any]:
@@ -196,6 +201,7 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
     fingerprint = hashlib.sha256(json.dumps(
         {**resolved, "percentiles": percentiles, "data": data_version},
         sort_keys=True).encode()).hexdigest()
+    resolved["data"] = provenance.data_fingerprint()  # variant.json: the data this training read
 
     tracking.configure(params)
     checkpoint = Checkpoint(folder.checkpoint, fingerprint)
@@ -278,6 +284,7 @@ def _finish(name, params, network, model_cfg, data, state, resolved, percentiles
                "sequence_length": int(data["train"].inputs["X"].shape[1]),
                "sequences": as_dict(section(SequencesParams, params)),
                "cuts": as_dict(section(CutsParams, params)),
+               "trained_bands": trained_bands(data["train"]),
                "epochs_trained": int(state["epoch"]) + 1}
 
     staging = ModelFolder(folder.root / ".staging")
