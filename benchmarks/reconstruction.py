@@ -8,7 +8,9 @@ to each validation sequence on its own by weighted least squares, with the weigh
 Each variant (params.yaml, the overlays and --set values) is trained with
 `varnet.training.train.train_variant` on the default survey's sequences in a scratch project;
 the per-epoch validation R² comes from its history.csv (`val_recon_r2`). Reported: the first
-epoch and wall time at the target, and the final accuracy, R² and novelty AUROC.
+epoch and wall time at the target, the final validation accuracy, the test accuracy, R² and
+novelty AUROC, and the test accuracy of the baseline's random forest on the embedding alone
+(`varnet.evaluation.baseline` with params' `baseline` grid, as `varnet baseline` measures it).
 
     .venv/bin/python -m benchmarks.reconstruction
     .venv/bin/python -m benchmarks.reconstruction --set model.decoder_phase=false --variants joint
@@ -63,12 +65,33 @@ def apply_settings(params: dict[str, Any], settings: list[str]) -> dict[str, Any
     return params
 
 
-def train_one(variant: str, params: dict[str, Any], target: float, workdir: Path
-              ) -> dict[str, Any]:
+def rf_on_embedding(model_dir: Path, sequences: dict[str, np.ndarray], photometric: bool,
+                    params: dict[str, Any]) -> dict[str, float]:
+    """Test accuracy per sequence of the baseline's forest on the embedding alone (the
+    `embedding` row of reports/baseline.md), searched and refit as `varnet baseline` does."""
+    from varnet.core.config import BaselineParams, section
+    from varnet.evaluation import baseline
+    from varnet.scoring import metrics
+
+    started = time.perf_counter()
+    pred = files.read_npz(model_dir / "predictions.npz")
+    train, test = pred["subset"] == "train", pred["subset"] == "test"
+    x = baseline.feature_matrix(pred, sequences, "embedding", photometric)
+    label = np.asarray(pred["label"], dtype=np.int64)
+    forest, search, _ = baseline.fit_forest(x[train], label[train], np.asarray(
+        pred["star_id"])[train], section(BaselineParams, params))
+    return {"rf_embedding_test_accuracy": metrics.accuracy(label[test], forest.predict(x[test])),
+            "rf_embedding_cv_accuracy": round(float(search.best_score_), 4),
+            "rf_s": round(time.perf_counter() - started, 1)}
+
+
+def train_one(variant: str, params: dict[str, Any], target: float, workdir: Path,
+              sequences: dict[str, np.ndarray]) -> dict[str, Any]:
     import pandas as pd
 
     from varnet.training.train import train_variant
 
+    photometric = bool(params["train"]["variants"][variant]["photometric"])
     started = time.perf_counter()
     with common.project_dir(workdir) as project:
         out_dir = project / "models" / f"reconstruction-{variant}"
@@ -83,7 +106,10 @@ def train_one(variant: str, params: dict[str, Any], target: float, workdir: Path
         "reached": None if first is None else {"epoch": int(first["epoch"]) + 1,
                                                "phase": first["phase"],
                                                "wall_s": round(float(first["wall_s"]), 1)},
+        "valid_accuracy": round(float(history["val_accuracy"].dropna().iloc[-1]), 4),
+        "valid_recon_r2": round(float(history["val_recon_r2"].dropna().iloc[-1]), 4),
         **common.test_scores(out_dir),
+        **rf_on_embedding(out_dir, sequences, photometric, params),
         "history": history[["epoch", "phase", "val_recon_r2", "val_accuracy", "wall_s"]]
         .round(4).to_dict(orient="list"),
     }
@@ -101,7 +127,7 @@ def run(quick: bool = False, settings: tuple[str, ...] = (),
     reference = float(np.nanmedian(fourier_r2(sequences, test)))
     target = TARGET_FRACTION * reference
     machine = common.machine()
-    runs = [train_one(v, params, target, workdir) for v in variants]
+    runs = [train_one(v, params, target, workdir, sequences) for v in variants]
     return {
         "benchmark": "reconstruction", "machine": machine,
         "command": "python -m benchmarks.reconstruction"

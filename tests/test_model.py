@@ -9,7 +9,12 @@ import tensorflow as tf
 
 from varnet.core.config import ModelParams
 from varnet.model import DualTrainer, build_network, feature_names
-from varnet.model.autoencoder import FoldedPhase, LagTransform, ReconstructionFeatures
+from varnet.model.autoencoder import (
+    FoldedPhase,
+    LagTransform,
+    PhaseHarmonics,
+    ReconstructionFeatures,
+)
 from varnet.model.estimation import Standardize
 from varnet.prepare.sequences import folded_phase
 
@@ -43,7 +48,8 @@ def small_network(photometric=False, **overrides) -> keras.Model:
 
 def test_parameter_counts_at_paper_size_and_cpu_default():
     aux = arrays()["aux"]
-    paper = build_network(ModelParams(embedding=16, gru_units=96, decoder_phase=False),
+    paper = build_network(ModelParams(embedding=16, gru_units=96, decoder_phase=False,
+                                      encoder_period=False),
                           n_classes=K, n_steps=200, aux_train=aux)
     # GRU(96) with reset_after=True (Keras 3) has 3*96 more biases than the Keras 2 cell
     expected = {"encoder": 28_800 + 55_872 + 1_552, "decoder": 33_120 + 55_872 + 97,
@@ -53,7 +59,7 @@ def test_parameter_counts_at_paper_size_and_cpu_default():
     assert paper.count_params() == sum(expected.values()) == 175_801
     assert paper.get_layer("features").output.shape[-1] == 21  # l = m + 5
     cpu = build_network(ModelParams(), n_classes=K, n_steps=200, aux_train=aux)
-    assert cpu.count_params() == 22_169  # GRU 32 and the decoder phase, the params.yaml default
+    assert cpu.count_params() == 26_089  # GRU 32, m 32, phase + 4 harmonics, period: params.yaml
 
 
 def test_outputs_and_shapes():
@@ -141,11 +147,30 @@ def test_folded_phase_is_the_running_sum_of_the_lags_over_the_period():
 
 
 def test_the_decoder_sees_the_phase_only_when_asked():
-    with_phase = small_network(decoder_phase=True)
+    with_phase = small_network(decoder_phase=True, decoder_harmonics=0)
     without = small_network(decoder_phase=False)
     assert with_phase.get_layer("decoder").input[1].shape[-1] == 2
     assert without.get_layer("decoder").input[1].shape[-1] == 1
     assert "folded_phase" not in [layer.name for layer in without.layers]
+    harmonics = small_network(decoder_phase=True, decoder_harmonics=3)
+    assert harmonics.get_layer("decoder").input[1].shape[-1] == 2 + 6
+    phase = tf.constant([[[0.0], [0.25]]])
+    np.testing.assert_allclose(PhaseHarmonics(1)(phase).numpy()[0], [[0, 1], [1, 0]], atol=1e-6)
+
+
+def test_the_encoder_sees_the_standardised_period_at_every_step_only_when_asked(tmp_path):
+    with_period = small_network(encoder_period=True)
+    assert with_period.get_layer("encoder").input.shape[-1] == 3
+    assert small_network(encoder_period=False).get_layer("encoder").input.shape[-1] == 2
+    data = arrays()
+    standardize = with_period.get_layer("aux_standardize")
+    expected = (data["aux"][:, 2] - standardize.mean[2]) / standardize.std[2]
+    seen = keras.Model(with_period.inputs, with_period.get_layer("with_period").output)(data)
+    np.testing.assert_allclose(seen[:, :, 2], np.repeat(expected[:, None], T, 1), rtol=1e-5)
+    path = tmp_path / "model.keras"
+    with_period.save(path)
+    np.testing.assert_allclose(keras.models.load_model(path)(data)["embedding"],
+                               with_period(data)["embedding"], rtol=1e-6)
 
 
 def test_reconstruction_features_match_numpy():

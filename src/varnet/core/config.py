@@ -237,7 +237,7 @@ PHOT_MISSING = ("mask", "fill99")
 class ModelParams:
     """``model``: the architecture (docs/model.md)."""
 
-    embedding: int = 16
+    embedding: int = 32
     gru_units: int = 32
     gru_layers: int = 2
     dropout: float = 0.25
@@ -248,12 +248,20 @@ class ModelParams:
     gmm_jitter: float = 1.0e-4
     decoder_phase: bool = True
     """The decoder sees each step's folded phase beside dt (false: dt alone, the paper's)."""
+    decoder_harmonics: int = 4
+    """With decoder_phase: also sin/cos(2 pi k phase), k = 1..n, so that the decoder starts
+    from the Fourier basis that a folded curve is smooth in (0: the phase alone)."""
+    encoder_period: bool = True
+    """The encoder sees the (standardised) log10 P at every step beside dt and mag, so the
+    embedding can carry the period; the original's lags in days carry it implicitly."""
 
     def __post_init__(self):
         if self.lag_transform not in LAG_TRANSFORMS:
             raise ValueError(f"lag_transform must be one of {LAG_TRANSFORMS}")
         if self.phot_missing not in PHOT_MISSING:
             raise ValueError(f"phot_missing must be one of {PHOT_MISSING}")
+        if self.decoder_harmonics < 0:
+            raise ValueError("decoder_harmonics must be 0 or more")
         if self.embedding < 1 or self.gru_units < 1 or self.gru_layers < 1:
             raise ValueError("embedding, gru_units and gru_layers must be positive")
 
@@ -283,7 +291,7 @@ class TrainParams:
     batch_size: int = 64
     epochs: int = 25
     estimation_epochs: int = 60
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     warmup_epochs: int = 0
     """Epochs of linear warm-up from lr/10 to lr at the start of each phase (0: none)."""
     clipnorm: float | None = None

@@ -10,6 +10,8 @@ sequences of any length.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import layers
@@ -62,6 +64,22 @@ class FoldedPhase(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class PhaseHarmonics(layers.Layer):
+    """(N, T, 1) phase -> (N, T, 2n) [sin 2 pi k phase, cos 2 pi k phase], k = 1..n."""
+
+    def __init__(self, harmonics: int, **kwargs):
+        super().__init__(**kwargs)
+        self.harmonics = int(harmonics)
+
+    def call(self, phase):
+        angle = 2.0 * math.pi * phase * tf.range(1, self.harmonics + 1, dtype=phase.dtype)
+        return tf.concat([tf.sin(angle), tf.cos(angle)], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "harmonics": self.harmonics}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class TimeChannel(layers.Layer):
     """One channel of a (N, T, C) sequence, as (N, T, 1)."""
 
@@ -85,6 +103,24 @@ class RepeatAlongTime(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class WithPeriod(layers.Layer):
+    """Appends column ``index`` of a per-star (N, k) vector, the standardised log10 P, to every
+    step of a (N, T, C) sequence: the encoder's view of the period (model.encoder_period)."""
+
+    def __init__(self, index: int, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, sequence, per_star):
+        value = per_star[:, None, self.index:self.index + 1]
+        return tf.concat([sequence, tf.tile(value, tf.stack([1, tf.shape(sequence)[1], 1]))],
+                         axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class ReconstructionFeatures(layers.Layer):
     """z_r = [relative Euclidean distance, cosine distance] between x and x_hat (docs/method.md §3).
 
@@ -101,9 +137,10 @@ class ReconstructionFeatures(layers.Layer):
         return tf.stack([rel_euclidean, 0.5 * (1.0 - cosine)], axis=1)
 
 
-def build_encoder(units: int, n_layers: int, dropout: float, embedding: int) -> keras.Model:
-    """(N, T, 2) -> embedding (N, m)."""
-    sequence = keras.Input((None, 2), name="sequence")
+def build_encoder(units: int, n_layers: int, dropout: float, embedding: int,
+                  channels: int = 2) -> keras.Model:
+    """(N, T, c) -> embedding (N, m); c = 2 [dt, mag], or 3 with the log period."""
+    sequence = keras.Input((None, channels), name="sequence")
     hidden = sequence
     for i in range(n_layers):
         last = i == n_layers - 1
@@ -116,7 +153,7 @@ def build_encoder(units: int, n_layers: int, dropout: float, embedding: int) -> 
 def build_decoder(units: int, n_layers: int, dropout: float, embedding: int,
                   time_channels: int = 1) -> keras.Model:
     """[embedding (N, m), time (N, T, c)] -> reconstructed normalised mags (N, T); the time
-    input is dt (c = 1, the paper's) or dt and the folded phase (c = 2)."""
+    input is dt (c = 1, the paper's), or dt, the folded phase and its 2n harmonics."""
     encoding = keras.Input((embedding,), name="encoding")
     lag = keras.Input((None, time_channels), name="lag")
     repeated = RepeatAlongTime(name="repeat_encoding")(encoding, lag)

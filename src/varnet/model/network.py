@@ -28,8 +28,10 @@ from varnet.model import gmm
 from varnet.model.autoencoder import (
     FoldedPhase,
     LagTransform,
+    PhaseHarmonics,
     ReconstructionFeatures,
     TimeChannel,
+    WithPeriod,
     build_decoder,
     build_encoder,
 )
@@ -68,19 +70,27 @@ def build_network(cfg: ModelParams, *, n_classes: int, n_steps: int, aux_train: 
         sequence, aux)
     lag = TimeChannel(0, name="lag")(transformed)
     mag = layers.Reshape((-1,), name="magnitudes")(TimeChannel(1, name="mag")(sequence))
-    encoder = build_encoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding)
+    mean, std = Standardize.statistics(aux_train, cfg.standardize_aux)
+    aux_values, aux_observed = Standardize(mean, std, name="aux_standardize")(aux)
+    encoder = build_encoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding,
+                            channels=3 if cfg.encoder_period else 2)
+    time_channels = 1 + (1 + 2 * cfg.decoder_harmonics if cfg.decoder_phase else 0)
     decoder = build_decoder(cfg.gru_units, cfg.gru_layers, cfg.dropout, cfg.embedding,
-                            time_channels=2 if cfg.decoder_phase else 1)
+                            time_channels=time_channels)
+    if cfg.encoder_period:
+        transformed = WithPeriod(AUX_NAMES.index("log10_period"), name="with_period")(
+            transformed, aux_values)
     embedding = encoder(transformed)
     if cfg.decoder_phase:
         phase = FoldedPhase(name="folded_phase")(sequence, aux)
-        lag = layers.Concatenate(name="lag_and_phase")([lag, phase])
+        times = [lag, phase]
+        if cfg.decoder_harmonics:
+            times.append(PhaseHarmonics(cfg.decoder_harmonics, name="phase_harmonics")(phase))
+        lag = layers.Concatenate(name="lag_and_phase")(times)
     reconstruction = decoder([embedding, lag])
     recon_features = ReconstructionFeatures(name="reconstruction_features")(mag, reconstruction)
     learned = layers.Concatenate(name="learned_features")([embedding, recon_features])
 
-    mean, std = Standardize.statistics(aux_train, cfg.standardize_aux)
-    aux_values, aux_observed = Standardize(mean, std, name="aux_standardize")(aux)
     parts, observed_parts = [learned, aux_values], [OnesLike(name="learned_observed")(learned),
                                                     aux_observed]
     if photometric:
