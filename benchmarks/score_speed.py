@@ -3,11 +3,13 @@
 What `varnet score` and the served MLflow model do per request:
 `varnet.scoring.lightcurves.score_lightcurves` on a long table of raw epochs (id, band, time, mag,
 err, period): clean the epochs, cut and fold the sequences, run the network (dropout off), GMM
-energies under the frozen mixture, per-star means, novelty flags. The scorer is a real model
-directory (model.keras, gmm.npz, thresholds.json, variant.json) loaded with
-`varnet.scoring.inference.Scorer.load`; its weights are
-untrained (throughput does not depend on them) and its GMM is fitted on the default survey's
-training features. Two sizes: params.yaml's model (the CPU default) and the paper's (GRU 96).
+energies under the frozen mixture, per-star means, calibrated probabilities, conformal p-values,
+novelty flags. The scorer is a real model folder (schema.SERVED_FILES) loaded with
+`varnet.scoring.inference.Scorer.load`, written by the functions `varnet train` finishes a
+variant with: its weights are untrained (throughput does not depend on them), its GMM is refitted
+on the default survey's training sequences, its thresholds and calibration come from the training
+and validation sequences. Two sizes: params.yaml's model (the CPU default) and the paper's
+(GRU 96).
 
 Reported per model: sequences/s and stars/s end to end, the time split between preprocessing
 and the network, the first call (graph tracing, once per process) apart, and the network's
@@ -25,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from benchmarks import common
@@ -46,37 +47,55 @@ def request(n_stars: int, seed: int = 1, with_period: bool = True) -> pd.DataFra
 
 
 def make_model_dir(model_params: dict, params: dict, target: Path) -> Path:
-    """A scorable variant directory: the network, a GMM fitted on its training features."""
+    """A scorable variant folder of untrained weights, written as `varnet train` finishes a
+    variant (training.train): the GMM refitted on the training sequences, the novelty thresholds
+    of their energies, the calibration on the validation sequences; only the epochs are left
+    out."""
     import keras
 
-    from varnet.core import files, schema, taxonomy
-    from varnet.core.config import ModelParams
-    from varnet.model import build_network, feature_names, gmm
-    from varnet.scoring.inference import predict
+    from varnet.core import files, provenance, schema, taxonomy
+    from varnet.core.config import (
+        CutsParams,
+        EvaluateParams,
+        ModelParams,
+        SequencesParams,
+        as_dict,
+        section,
+    )
+    from varnet.model import build_network, feature_names
+    from varnet.scoring.calibration import Calibration, novelty_thresholds
+    from varnet.training.data import load_data
+    from varnet.training.train import score_subsets, trained_bands
 
     keras.utils.set_random_seed(0)
-    arrays = files.read_npz(common.WORK_DIR / "default" / schema.SEQUENCES_FILE)
-    train = files.read_npz(common.WORK_DIR / "default" / schema.SPLIT_FILE)["train"]
+    survey = common.WORK_DIR / "default"
+    sequences, split = survey / schema.SEQUENCES_FILE, survey / schema.SPLIT_FILE
+    data = load_data(photometric=False, sequences=sequences, split=split)
+    train, valid = data["train"], data["valid"]
     cfg = ModelParams(**model_params)
-    inputs = {"X": arrays["X"][train].astype(np.float32),
-              "aux": arrays["aux"][train].astype(np.float32)}
     network = build_network(cfg, n_classes=len(taxonomy.CLASSES),
-                            n_steps=inputs["X"].shape[1], aux_train=inputs["aux"])
-    out = predict(network, inputs)
-    fitted = gmm.fit_numpy(out["features"], out["gamma"], out["observed"], cfg.gmm_jitter)
-    energy, _ = gmm.energy_numpy(out["features"], fitted, out["observed"])
-    target.mkdir(parents=True, exist_ok=True)
-    network.save(target / "model.keras")
-    files.write_npz(target / "gmm.npz", **fitted)
-    files.write_json({"80": float(np.percentile(energy, 80)),
-                   "95": float(np.percentile(energy, 95))}, target / "thresholds.json")
+                            n_steps=train.inputs["X"].shape[1], aux_train=train.inputs["aux"])
+    gmm_params, outputs = score_subsets(network, data, cfg.gmm_jitter)
+    percentiles = [float(p) for p in section(EvaluateParams, params).percentiles]
+    thresholds = novelty_thresholds(train.star_id, outputs["train"]["energy"], percentiles)
+    fitted = Calibration.fit(valid.star_id, valid.label, outputs["valid"]["gamma"],
+                             outputs["valid"]["energy"], outputs["valid"]["class_energy"])
+
+    folder = schema.ModelFolder(target)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    network.save(folder.model)
+    files.write_npz(folder.gmm, **gmm_params)
+    files.write_json(thresholds, folder.thresholds)
+    fitted.save(folder.calibration)
     files.write_json({"name": "joint", "mode": "joint", "photometric": False,
-                   "model": model_params, "classes": list(taxonomy.CLASSES),
-                   "features": feature_names(cfg.embedding, False),
-                   "sequence_length": int(inputs["X"].shape[1]),
-                   "sequences": params["sequences"], "cuts": params["cuts"]},
-                  target / "variant.json")
-    return target
+                      "model": as_dict(cfg), "classes": list(taxonomy.CLASSES),
+                      "features": feature_names(cfg.embedding, False),
+                      "sequence_length": int(train.inputs["X"].shape[1]),
+                      "sequences": as_dict(section(SequencesParams, params)),
+                      "cuts": as_dict(section(CutsParams, params)),
+                      "trained_bands": trained_bands(train, sequences), "epochs_trained": 0,
+                      "data": provenance.data_fingerprint(sequences, split)}, folder.variant)
+    return folder.root
 
 
 def measure(model_dir: Path, frame: pd.DataFrame, ceiling: float, repeats: int) -> dict:
