@@ -89,16 +89,23 @@ def post(url: str, body: bytes) -> tuple[bool, float]:
     return ok, time.perf_counter() - started
 
 
-def start_server(model_uri: str, port: int, log: Path) -> subprocess.Popen:
-    """The model server in its own process group, once /ping answers."""
+def start_server(model_uri: str, port: int, log: Path, *, cwd: Path | None = None,
+                 tracking_uri: str | None = None,
+                 deadline_s: float = START_DEADLINE_S) -> subprocess.Popen:
+    """`mlflow models serve` on 127.0.0.1:port in its own process group, once /ping answers
+    (also the fixture of tests/test_serve.py). The store is ``tracking_uri`` or the caller's
+    MLFLOW_TRACKING_URI; mlflow starts `uvicorn` from PATH: the virtualenv's, as when it is
+    activated."""
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(MLFLOW).parent),
                                                   os.environ.get("PATH", "")])}
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
     with log.open("w") as out:
         proc = subprocess.Popen([MLFLOW, "models", "serve", "-m", model_uri, "-h", "127.0.0.1",
                                  "-p", str(port), "--env-manager", "local"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    deadline = time.monotonic() + START_DEADLINE_S
+    deadline = time.monotonic() + deadline_s
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"the model server exited:\n{log.read_text()[-3000:]}")
@@ -110,11 +117,12 @@ def start_server(model_uri: str, port: int, log: Path) -> subprocess.Popen:
             pass
         if time.monotonic() > deadline:
             stop_server(proc)
-            raise SystemExit(f"the model server did not start in {START_DEADLINE_S} s")
+            raise SystemExit(f"the model server did not start in {deadline_s} s")
         time.sleep(1)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
+    """End the server's own process group (mlflow and its uvicorn child)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

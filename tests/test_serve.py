@@ -8,33 +8,20 @@ wait has a deadline so the test cannot hang.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tiny_project
 
+from benchmarks.http_concurrency import free_port, start_server, stop_server
 from varnet.cli import main as varnet_main
 from varnet.core.taxonomy import CLASSES
 
 pytestmark = pytest.mark.timeout(300)
-MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 START_DEADLINE_S = 150
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def post(url: str, body: bytes, timeout: float = 60) -> tuple[int, dict]:
@@ -57,43 +44,13 @@ def request_body(frame: pd.DataFrame, level: str = "star") -> bytes:
 def server(tmp_path_factory):
     root = tiny_project.registered_project(tmp_path_factory)
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-           # mlflow starts `uvicorn` from PATH: the virtualenv's, as when it is activated
-           "PATH": os.pathsep.join([str(Path(MLFLOW).parent), os.environ.get("PATH", "")])}
-    log = (root / f"serve-{port}.log").open("w")
-    proc = subprocess.Popen([MLFLOW, "models", "serve", "-m", "models:/varnet@champion",
-                             "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local"],
-                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    proc = start_server("models:/varnet@champion", port, root / f"serve-{port}.log", cwd=root,
+                        tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+                        deadline_s=START_DEADLINE_S)
     try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            assert proc.poll() is None, (root / f"serve-{port}.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the model server did not start in time"
-            time.sleep(1)
-        yield root, url
+        yield root, f"http://127.0.0.1:{port}"
     finally:
-        stop(proc)
-        log.close()
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End the server's own process group (mlflow and its uvicorn child)."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        stop_server(proc)
 
 
 def raw_lightcurves() -> pd.DataFrame:
