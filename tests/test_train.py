@@ -244,3 +244,50 @@ def test_a_resumed_training_is_bit_identical_to_an_uninterrupted_one(project, va
         np.testing.assert_array_equal(a, b)
     history = [pd.read_csv(f / "history.csv").drop(columns="time_s") for f in (straight, resumed)]
     pd.testing.assert_frame_equal(*history, check_exact=True)
+
+
+def test_sequential_phot_takes_the_sequential_autoencoder_and_ends_bit_identical(project):
+    """`autoencoder_from` skips the autoencoder phase and changes nothing in the result:
+    weights, predictions and history equal those of a variant that trained its own."""
+    variants = {"sequential": {"mode": "sequential"},
+                "own": {"mode": "sequential", "photometric": True},
+                "taken": {"mode": "sequential", "photometric": True,
+                          "autoencoder_from": "sequential"}}
+    params = {**project, "train": {**project["train"], "variants": variants}}
+    result = train_variant("taken", params, Path("models/taken"), register=False)
+    assert "autoencoder_from" not in files.read_json("models/taken/variant.json")  # none yet
+    train_variant("sequential", params, Path("models/sequential"), register=False)
+    train_variant("own", params, Path("models/own"), register=False)
+    result = train_variant("taken", params, Path("models/taken"), register=False)
+
+    own, taken = Path("models/own"), Path("models/taken")
+    for a, b in zip(network_weights(own), network_weights(taken), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for key, array in files.read_npz(own / "predictions.npz").items():
+        np.testing.assert_array_equal(array, files.read_npz(taken / "predictions.npz")[key])
+    history = [pd.read_csv(f / "history.csv").drop(columns="time_s") for f in (own, taken)]
+    pd.testing.assert_frame_equal(*history, check_exact=True)
+    assert files.read_json(taken / "variant.json")["autoencoder_from"] == "models/sequential"
+    run = run_info(result["run_id"])
+    assert run.data.tags["varnet.autoencoder_from"].startswith("models/sequential (MLflow run ")
+    ae_epochs = mlflow.MlflowClient().get_metric_history(result["run_id"], "ae_loss")
+    assert [m.step for m in ae_epochs] == list(range(project["train"]["epochs"]))
+
+    changed = {**params, "model": {**params["model"], "dropout": 0.1}}
+    train_variant("taken", changed, taken, register=False)
+    assert "autoencoder_from" not in files.read_json(taken / "variant.json")
+
+
+@pytest.mark.parametrize(("variants", "message"), [
+    ({"a": {"mode": "joint", "autoencoder_from": "b"}, "b": {"mode": "sequential"}},
+     "needs mode sequential"),
+    ({"a": {"mode": "sequential", "autoencoder_from": "c"}}, "must name another sequential"),
+    ({"a": {"mode": "sequential", "autoencoder_from": "a"}}, "must name another sequential"),
+    ({"a": {"mode": "sequential", "autoencoder_from": "b"}, "b": {"mode": "joint"}},
+     "must name another sequential")])
+def test_a_bad_autoencoder_from_is_a_params_error(variants, message):
+    from varnet.core.config import TrainParams, section
+    from varnet.core.errors import VarnetError
+
+    with pytest.raises(VarnetError, match=message):
+        section(TrainParams, {"train": {"variants": variants}})

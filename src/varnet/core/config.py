@@ -276,10 +276,18 @@ class VariantParams:
 
     mode: str
     photometric: bool = False
+    autoencoder_from: str | None = None
+    """Sequential only: another sequential variant whose trained autoencoder this one takes
+    instead of training the same one again, when that training read the same data, params and
+    code (else it trains its own). The photometric inputs reach the estimation network only, so
+    sequential and sequential-phot have one autoencoder."""
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.autoencoder_from is not None and self.mode != "sequential":
+            raise ValueError("autoencoder_from needs mode sequential (a joint variant trains "
+                             "its autoencoder with the estimation network)")
 
 
 @dataclass
@@ -317,6 +325,14 @@ class TrainParams:
             raise ValueError(f"warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}")
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ValueError(f"clipnorm must be > 0 or null, got {self.clipnorm!r}")
+        for name, variant in self.variants.items():
+            source = self.variants.get(variant.autoencoder_from)
+            if variant.autoencoder_from is not None and (
+                    source is None or source.mode != "sequential"
+                    or source.autoencoder_from is not None or variant.autoencoder_from == name):
+                raise ValueError(f"variants.{name}.autoencoder_from must name another "
+                                 "sequential variant that trains its own autoencoder, got "
+                                 f"{variant.autoencoder_from!r}")
 
     def variant(self, name: str) -> VariantParams:
         if name not in self.variants:

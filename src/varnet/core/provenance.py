@@ -8,6 +8,8 @@ hash of a file (tracking.file_md5), so the values can be checked against dvc.loc
   data fingerprint    data/processed/sequences.npz and split.npz (`varnet sequences`, `split`)
   model fingerprint   models/<variant>/predictions.npz: every output of the network that the
                       baseline and evaluation read, rewritten by each training
+  code fingerprint    varnet's Python sources: `varnet train` records it so that a sequential
+                      variant takes another's autoencoder only when the same code trained it
 
 Who records what: `varnet train` the data fingerprint in models/<variant>/variant.json
 (``"data"``); `varnet baseline` both, per variant, in reports/baseline.json (``"provenance"``);
@@ -19,6 +21,7 @@ file and why (`mismatch`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -47,6 +50,16 @@ def data_fingerprint(sequences: str | Path = SEQUENCES_FILE,
 def model_fingerprint(folder: ModelFolder) -> dict[str, str]:
     """The fingerprint of one training's outputs in a model folder."""
     return fingerprint([folder.predictions])
+
+
+def code_fingerprint() -> str:
+    """md5 of varnet's Python sources (paths and contents), the code a training ran."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.md5()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def mismatch(recorded: dict[str, str] | None, current: dict[str, str]) -> str | None:

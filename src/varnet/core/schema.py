@@ -109,8 +109,10 @@ MODEL_FILES: dict[str, str] = {
     "predictions.npz": "PREDICTION_ARRAYS of every sequence of every split subset",
     "history.csv": "one row per epoch: phase, losses, accuracy, their val_ twins, time_s",
     "variant.json": "the resolved config: mode, photometric, model, train, features, "
-                    "sequence_length, sequences, cuts, epochs_trained, and data: the md5 of the "
-                    "sequences.npz and split.npz it was trained on (core.provenance)",
+                    "sequence_length, sequences, cuts, epochs_trained, trained_bands, data: "
+                    "the md5 of the sequences.npz and split.npz it was trained on, code: the "
+                    "md5 of varnet's sources (core.provenance), and autoencoder_from: the "
+                    "model folder whose autoencoder it took, if any",
     "run.json": "run_id, experiment_id, registered_model, version of the training's MLflow run",
 }
 """What `varnet train` writes to models/<variant>/, each file replaced atomically."""

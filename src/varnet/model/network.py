@@ -148,6 +148,13 @@ class DualTrainer(keras.Model):
         self.mode = mode
         self.lambda_energy = float(lambda_energy)
         self.jitter = float(jitter)
+        if mode == "autoencoder":  # the encoder and decoder alone: the estimation network's
+            # dropout seeds stay untouched, so a sequential variant's autoencoder phase does not
+            # depend on its estimation network (train.reused_autoencoder)
+            self.autoencoder = keras.Model(
+                {name: network.input[name] for name in ("X", "aux")},
+                {"reconstruction": network.output["reconstruction"]},
+                name="autoencoder")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self._TERMS[mode]}
         if mode != "autoencoder":
             self.trackers["accuracy"] = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -170,6 +177,8 @@ class DualTrainer(keras.Model):
             estimation = self.network.get_layer("estimation")
             gamma = estimation([inputs["features"], inputs["observed"]], training=training)
             return {**inputs, "gamma": gamma}
+        if self.mode == "autoencoder":
+            return self.autoencoder({"X": inputs["X"], "aux": inputs["aux"]}, training=training)
         return self.network(inputs, training=training)
 
     def _terms(self, inputs, targets, training):

@@ -15,6 +15,12 @@ Variants are the keys of params `train.variants` (mode + photometric):
   sequential       the autoencoder alone for train.epochs, then the estimation network on the
                    frozen features for train.estimation_epochs
   joint-phot, sequential-phot   the same with the Gaia M_G, BP-RP, W_RP appended (§3.3)
+A sequential variant with ``autoencoder_from: <variant>`` (sequential-phot in params.yaml) takes
+that variant's trained autoencoder from its model folder instead of training the same one again,
+when variant.json shows the same data, params and code; else it trains its own. Either way the
+weights are the same (bit-identical on CPU with train.deterministic): the photometric inputs
+reach the estimation network only. The autoencoder's epochs are copied into history.csv and the
+MLflow run, which is tagged varnet.autoencoder_from.
 The architecture is params `model` (docs/model.md). Defaults are CPU-sized (minutes on 2 cores).
 The work is split by concern: training.data (the checked subsets), training.loop (the epochs),
 training.checkpoint (resume); this module orchestrates them and writes the results.
@@ -201,7 +207,8 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
     fingerprint = hashlib.sha256(json.dumps(
         {**resolved, "percentiles": percentiles, "data": data_version},
         sort_keys=True).encode()).hexdigest()
-    resolved["data"] = provenance.data_fingerprint()  # variant.json: the data this training read
+    # variant.json: the data and the code this training read
+    resolved.update(data=provenance.data_fingerprint(), code=provenance.code_fingerprint())
 
     tracking.configure(params)
     checkpoint = Checkpoint(folder.checkpoint, fingerprint)
@@ -225,12 +232,25 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
     else:
         state = {"phase": 0, "phase_epochs": 0, "epoch": -1, "offset": 0, "best": None,
                  "wait": 0, "stopped": False, "history": []}
+        if variant.autoencoder_from:
+            source = ModelFolder(folder.root.parent / variant.autoencoder_from)
+            why_not = why_not_reusable(source, resolved)
+            if why_not:
+                print(f"varnet train {name}: trains its own autoencoder, not {source.root}'s "
+                      f"({why_not})")
+            else:
+                state.update(reused_autoencoder(source, network, cfg.epochs))
+                resolved["autoencoder_from"] = str(source.root)
+                print(f"varnet train {name}: the autoencoder of {source.root} (same data, "
+                      "params and code), then the estimation network")
 
     with mlflow.start_run(run_id=state.get("run_id"), run_name=None if "run_id" in state else name,
                           nested=nested) as run:
         if "run_id" not in state:
             state["run_id"] = run.info.run_id
             _log_inputs(resolved, data, data_version)
+            if "autoencoder_from" in resolved:
+                _log_reused_epochs(resolved["autoencoder_from"], state["history"])
         started = time.perf_counter()
         TrainingLoop(network, model_cfg, cfg, variant, data, checkpoint, state, callbacks).run()
         mlflow.log_metric("train_time_s", time.perf_counter() - started)
@@ -240,6 +260,57 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
         result["run_id"] = run.info.run_id
     checkpoint.remove()
     return result
+
+
+AUTOENCODER_INDEPENDENT = ("estimation_epochs",)
+"""train params that only the estimation phase reads."""
+
+
+def why_not_reusable(source: ModelFolder, resolved: dict) -> str | None:
+    """Why the autoencoder in ``source`` is not the one this training would train, or None."""
+    if not source.variant.is_file() or not source.model.is_file():
+        return "not trained yet"
+    trained = files.read_json(source.variant)
+    differs = [key for key, mine, theirs in (
+        ("mode", "sequential", trained.get("mode")),
+        ("model", resolved["model"], trained.get("model")),
+        ("train", _without(resolved["train"]), _without(trained.get("train") or {})),
+        ("data", resolved["data"], trained.get("data")),
+        ("code", resolved["code"], trained.get("code"))) if mine != theirs]
+    return f"its {', '.join(differs)} differ" if differs else None
+
+
+def _without(train: dict) -> dict:
+    return {k: v for k, v in train.items() if k not in AUTOENCODER_INDEPENDENT}
+
+
+def reused_autoencoder(source: ModelFolder, network: keras.Model, epochs: int) -> dict:
+    """The training state at the end of ``source``'s autoencoder phase, its encoder and decoder
+    variables (dropout seeds included) copied into ``network``.
+
+    The estimation phase neither trains nor runs (in training mode) the encoder and decoder, so
+    the source's final network holds them exactly as its autoencoder phase left them."""
+    trained = keras.models.load_model(source.model, compile=False)
+    for part in ("encoder", "decoder"):
+        for mine, theirs in zip(network.get_layer(part).variables,
+                                trained.get_layer(part).variables, strict=True):
+            mine.assign(theirs)
+    rows = [{k: v for k, v in row.items() if not pd.isna(v)}
+            for row in pd.read_csv(source.history).to_dict("records")
+            if row["phase"] == "autoencoder"]
+    for row in rows:
+        row["epoch"] = int(row["epoch"])
+    return {"phase": 0, "phase_epochs": len(rows), "epoch": rows[-1]["epoch"],
+            "stopped": len(rows) < epochs, "history": rows}
+
+
+def _log_reused_epochs(source: str, history: list[dict]) -> None:
+    """The copied autoencoder epochs in this run, as if trained here, and where they are from."""
+    for row in history:
+        metrics_ = {k: v for k, v in row.items() if k not in ("epoch", "phase", "time_s")}
+        mlflow.log_metrics({**metrics_, "epoch_time_s": row["time_s"]}, step=row["epoch"])
+    run_id = files.read_json(ModelFolder(Path(source)).run).get("run_id")
+    mlflow.set_tag("varnet.autoencoder_from", f"{source} (MLflow run {run_id})")
 
 
 def _log_inputs(resolved: dict, data: dict[str, Subset], data_version: dict[str, str]) -> None:
