@@ -61,6 +61,7 @@ def test_an_unknown_top_level_section_is_an_error(tmp_path):
     ({"learning_rate": -1}, "learning_rate must be > 0"),
     ({"epochs": -3}, "epochs must be >= 1"),
     ({"deterministic": "yes"}, "must be true or false"),
+    ({"class_weight": "inverse"}, "class_weight must be one of"),
 ])
 def test_bad_train_values_are_rejected_where_they_are_parsed(values, message):
     with pytest.raises(VarnetError, match=message):

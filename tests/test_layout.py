@@ -151,3 +151,14 @@ def test_validate_declares_every_file_it_writes():
 
     stage = yaml.safe_load((SRC.parent / "dvc.yaml").read_text())["stages"]["validate"]
     assert {str(path) for path in validate.OUTPUTS} <= declared(stage)
+
+
+def test_the_train_stage_reruns_when_any_train_param_changes():
+    """Every train param but the variants (each stage reads its own entry) is a stage param."""
+    import dataclasses
+
+    from varnet.core.config import TrainParams
+
+    stage = yaml.safe_load((SRC.parent / "dvc.yaml").read_text())["stages"]["train"]["do"]
+    fields = {f"train.{f.name}" for f in dataclasses.fields(TrainParams)} - {"train.variants"}
+    assert fields <= set(stage["params"])

@@ -228,3 +228,21 @@ def test_trainer_modes_report_their_losses_and_train_only_their_part(mode, metri
         changed = any(not np.array_equal(w.numpy(), old)
                       for w, old in zip(network.get_layer(name).weights, weights, strict=True))
         assert changed == (name not in frozen), name
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same():
+    from varnet.model.network import cross_entropy
+    from varnet.training.loop import balanced_class_weight
+
+    label = np.array([0, 0, 0, 0, 0, 0, 3, 3], np.int32)  # 6 of class 0, 2 of class 3
+    weight = balanced_class_weight(label)
+    assert weight[0] == pytest.approx(8 / (2 * 6)) and weight[3] == pytest.approx(8 / (2 * 2))
+    assert (np.delete(weight, [0, 3]) == 0).all()  # classes absent from training
+    per_class = weight[label]
+    assert per_class[label == 0].sum() == pytest.approx(per_class[label == 3].sum())
+
+    gamma = tf.nn.softmax(tf.random.stateless_normal((8, len(weight)), seed=(1, 2)))
+    ce = keras.losses.sparse_categorical_crossentropy(label, gamma).numpy()
+    expected = (ce[:6].mean() + ce[6:].mean()) / 2  # each class's mean, the classes alike
+    assert float(cross_entropy(label, gamma, weight)) == pytest.approx(expected, rel=1e-5)
+    assert float(cross_entropy(label, gamma)) == pytest.approx(ce.mean(), rel=1e-5)

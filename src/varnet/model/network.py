@@ -119,10 +119,15 @@ def weighted_mse(x, x_hat, weight):
     return tf.reduce_mean(weight * tf.square(x - x_hat))
 
 
-def cross_entropy(label, gamma):
-    """Eq. 3 with Keras' clipping of gamma to [1e-7, 1 - 1e-7]."""
+def cross_entropy(label, gamma, class_weight=None):
+    """Eq. 3 with Keras' clipping of gamma to [1e-7, 1 - 1e-7]; with ``class_weight`` (K,) the
+    mean over the batch weighted by each sequence's class weight."""
     gamma = tf.clip_by_value(gamma, 1e-7, 1.0 - 1e-7)
-    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(label, gamma))
+    loss = keras.losses.sparse_categorical_crossentropy(label, gamma)
+    if class_weight is None:
+        return tf.reduce_mean(loss)
+    weight = tf.gather(class_weight, tf.cast(label, tf.int32))
+    return tf.reduce_sum(weight * loss) / tf.reduce_sum(weight)
 
 
 class DualTrainer(keras.Model):
@@ -140,8 +145,11 @@ class DualTrainer(keras.Model):
               "autoencoder": ("loss", "ae_loss"),
               "estimation": ("loss", "ce_loss", "energy_loss")}
 
-    def __init__(self, network: keras.Model, mode: str, lambda_energy: float, jitter: float):
+    def __init__(self, network: keras.Model, mode: str, lambda_energy: float, jitter: float,
+                 class_weight: np.ndarray | None = None):
         super().__init__(name=f"{mode}_trainer")
+        self.class_weight = (None if class_weight is None
+                             else tf.constant(class_weight, tf.float32))
         if mode not in self.MODES:
             raise VarnetError(f"training mode {mode!r} not in {self.MODES}")
         self.network = network
@@ -190,7 +198,7 @@ class DualTrainer(keras.Model):
                                             targets["weight"])
             loss += terms["ae_loss"]
         if self.mode != "autoencoder":
-            terms["ce_loss"] = cross_entropy(targets["label"], out["gamma"])
+            terms["ce_loss"] = cross_entropy(targets["label"], out["gamma"], self.class_weight)
             energy = gmm.fit_energy(out["features"], out["gamma"], out["observed"], self.jitter)
             terms["energy_loss"] = tf.cast(tf.reduce_mean(energy), tf.float32)
             loss += terms["ce_loss"] + self.lambda_energy * terms["energy_loss"]

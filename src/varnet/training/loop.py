@@ -14,6 +14,7 @@ import keras
 import mlflow
 import numpy as np
 
+from varnet.core import taxonomy
 from varnet.core.config import ModelParams, TrainParams, VariantParams
 from varnet.model import DualTrainer
 from varnet.scoring import metrics
@@ -96,6 +97,8 @@ class TrainingLoop:
         self.checkpoint = checkpoint
         self.state = state
         self.callbacks = list(callbacks)
+        self.class_weight = (balanced_class_weight(data["train"].label)
+                             if cfg.class_weight == "balanced" else None)
         if variant.mode == "joint":
             self.phases = [("joint", cfg.epochs)]
         else:
@@ -113,7 +116,7 @@ class TrainingLoop:
             if self.state["stopped"] or done >= n_epochs:
                 continue
             trainer = DualTrainer(self.network, mode, self.cfg.lambda_energy,
-                                  self.model_cfg.gmm_jitter)
+                                  self.model_cfg.gmm_jitter, self.class_weight)
             steps = steps_per_epoch(len(self.data["train"].index), self.cfg.batch_size)
             rate = learning_rate(self.cfg, n_epochs, steps)
             trainer.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=self.cfg.clipnorm),
@@ -140,6 +143,16 @@ class TrainingLoop:
         valid_ds = (evaluation_batches(valid_inputs, valid, valid_batch)
                     if len(valid.index) else None)
         return train_ds, valid_ds
+
+
+def balanced_class_weight(label: np.ndarray) -> np.ndarray:
+    """N / (K n_k) for each of the K classes present in the training labels, 0 for the others:
+    every class weighs the same in L_CE as a whole."""
+    counts = np.bincount(label, minlength=len(taxonomy.CLASSES))
+    present = counts > 0
+    weight = np.zeros(len(counts), np.float32)
+    weight[present] = len(label) / (present.sum() * counts[present])
+    return weight
 
 
 def reconstruction_r2(network: keras.Model, subset: Subset) -> np.ndarray:
