@@ -18,7 +18,10 @@ trains on the other 3/5 of the stars, so every star is tested once and nothing r
 from a set that chose anything. Reported: accuracy per fold (mean +- std), per-class recall
 pooled over the folds, per sequence and per star (a star's class is the argmax of its
 sequences' mean gamma, `varnet.scoring.metrics.star_means`), and the conformal false-alarm
-rate of the test stars (all of a known class) at alpha = 0.01, 0.05, 0.1, pooled over folds.
+rate of the test stars (all of a known class) at alpha = 0.01, 0.05, 0.1, pooled over folds;
+the median test reconstruction R^2 (`recon_r2` of predictions.npz, the weighted R^2 of
+`varnet.scoring.metrics.reconstruction_r2`) pooled, per fold and per class, and which classes
+each class's test sequences are predicted as.
 
 Novelty (the leave-one-class-out protocol of multi-class Deep SVDD, Perez-Carrasco et al.
 2023): for each class c, relabel c as novel (VAR), train on fold 0's training stars of the
@@ -26,9 +29,12 @@ other classes, and score the novel_test half of c's stars against the test stars
 classes by the GMM energy: AUROC (threshold-free), per sequence and per star (mean energy),
 and the conformal flag's false-alarm rate and recall at alpha = 0.05 (per star).
 
-Run budget (RUN_BUDGET and each survey's "budget"; --epochs overrides): GRU 32 x 2, m = 16,
-lr 2e-3; 10 epochs of batch 64 (EROS: 5 of 128; Gaia: 20 of 32), so that each survey's table
-takes minutes on 2 free cores (tens of minutes on a loaded one), not the paper's 2,000 epochs.
+Recipe: params.yaml's model and train sections as they are (GRU 32 x 2, m = 32, lr 1e-2 with a
+cosine decay, batch 64, 25 epochs, the encoder sees log10 P, the decoder the phase and 4
+harmonics), with each survey's "budget" over them (--epochs overrides): Stripe 82 50 epochs
+(~750 training sequences of 50 points, 12 steps an epoch), Gaia 60 epochs of batch 32 (~350
+of 40 points), EROS-1 the defaults (~4,200 of 100 points), so that each table takes 5-20 min
+on 2 free cores, not the paper's 2,000 epochs.
 
 Writes benchmarks/results/real-<survey>.json and .md, prints the markdown, and replaces the
 survey's section of docs/results.md (between its BEGIN/END markers) unless --no-docs.
@@ -56,7 +62,7 @@ SURVEYS: dict[str, dict[str, Any]] = {
         "names": {"RRAB": "RR (ab/c unsplit)"},
         "note": "EROS-1 LMC, photographic B and R, one 100-point sequence per band and star; "
                 "RRLYR mapped to RRAB (RR, ab/c unsplit); supersmoother cut off (overlay).",
-        "budget": {"train": {"epochs": 5, "batch_size": 128}},
+        "budget": {},
     },
     "sdss-s82": {
         "overlay": "configs/surveys/sdss-s82.yaml",
@@ -64,7 +70,7 @@ SURVEYS: dict[str, dict[str, Any]] = {
         "names": {},
         "note": "SDSS Stripe 82 RR Lyrae (Sesar et al. 2010), g r i, one 50-point sequence per "
                 "band and star; ab -> RRAB, c -> RRCD.",
-        "budget": {},
+        "budget": {"train": {"epochs": 50}},
     },
     "gaia-dr3": {
         "overlay": "configs/surveys/gaia-dr3.yaml",
@@ -75,13 +81,9 @@ SURVEYS: dict[str, dict[str, Any]] = {
         "note": "Gaia DR3 G band, 40-point sequences; RR mapped to RRAB (ab/c unsplit) and LPV "
                 "to M (Miras and semi-regulars unsplit) so that the five periodic classes of "
                 "Perez-Carrasco et al. are present.",
-        "budget": {"train": {"epochs": 20, "batch_size": 32}},
+        "budget": {"train": {"epochs": 60, "batch_size": 32}},
     },
 }
-RUN_BUDGET = {"model": {"gru_units": 32, "gru_layers": 2, "embedding": 16},
-              "train": {"epochs": 10, "batch_size": 64, "learning_rate": 2.0e-3}}
-"""Per run; a survey's "budget" overrides it (EROS: 5 epochs of batch 128, 4x the sequences;
-Gaia with catalog periods: 20 epochs of batch 32, ~270 training sequences)."""
 N_FOLDS = 5
 MIN_STARS = 2 * N_FOLDS
 """A class with fewer stars after the cuts is left out (too few for a 5-fold split by star)."""
@@ -94,12 +96,13 @@ DOCS = common.ROOT / "docs" / "results.md"
 # --- data ---------------------------------------------------------------------------------------
 
 def survey_params(survey: str, budget: dict | None = None) -> dict[str, Any]:
-    """params.yaml + the survey overlay + the class mapping + the run budget."""
+    """params.yaml + the survey overlay + the class mapping + the run budget (default: the
+    survey's)."""
     spec = SURVEYS[survey]
     params = common.root_params(spec["overlay"])
     if spec["labels"] is not None:
         params["survey"]["table"]["labels"] = spec["labels"]
-    for section, values in (budget or RUN_BUDGET).items():
+    for section, values in (SURVEYS[survey]["budget"] if budget is None else budget).items():
         params[section] = {**params.get(section, {}), **values}
     params["split"] = {**params["split"], "by": "star", "n_splits": N_FOLDS}
     return params
@@ -243,7 +246,7 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
     from varnet.core.taxonomy import CLASSES
     from varnet.scoring import metrics
 
-    folds, labels, gammas, stars, seconds = [], [], [], [], []
+    folds, labels, gammas, stars, r2s, seconds = [], [], [], [], [], []
     p_novel: dict[str, list[np.ndarray]] = {"sequence": [], "star": []}
     for fold in range(N_FOLDS):
         out = train_run(params, workdir, arrays, arrays["label"], fold, f"fold{fold}")
@@ -253,18 +256,21 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
         folds.append({"fold": fold, "sequences": int(test.sum()), "stars": len(ids),
                       "accuracy": metrics.accuracy(label, gamma.argmax(1)),
                       "star_accuracy": metrics.accuracy(np.round(means["label"]),
-                                                        means["gamma"].argmax(1))})
+                                                        means["gamma"].argmax(1)),
+                      "recon_r2": float(np.nanmedian(out["recon_r2"][test]))})
         labels.append(label)
         gammas.append(gamma)
         stars.append(star)
+        r2s.append(out["recon_r2"][test])
         seconds.append(out["seconds"])
         for level, rows in out["levels"].items():
             p_novel[level].append(rows["p_novel"])
-    label, gamma, star = (np.concatenate(x) for x in (labels, gammas, stars))
+    label, gamma, star, r2 = (np.concatenate(x) for x in (labels, gammas, stars, r2s))
     ids, means = metrics.star_means(star, gamma=gamma, label=label)
     star_label = np.round(means["label"]).astype(int)
     present = [k for k in range(len(CLASSES)) if (label == k).any()]
-    recall = metrics.per_class_recall(label, gamma.argmax(1))
+    predicted = gamma.argmax(1)
+    recall = metrics.per_class_recall(label, predicted)
     star_recall = metrics.per_class_recall(star_label, means["gamma"].argmax(1))
     acc = np.array([f["accuracy"] for f in folds])
     star_acc = np.array([f["star_accuracy"] for f in folds])
@@ -274,8 +280,14 @@ def classification(params: dict, workdir: Path, arrays: dict) -> dict[str, Any]:
             "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)),
             "star_accuracy_mean": float(star_acc.mean()),
             "star_accuracy_std": float(star_acc.std(ddof=1)),
+            "recon_r2": float(np.nanmedian(r2)),
             "recall": {CLASSES[k]: recall[CLASSES[k]] for k in present},
             "star_recall": {CLASSES[k]: star_recall[CLASSES[k]] for k in present},
+            "class_recon_r2": {CLASSES[k]: float(np.nanmedian(r2[label == k])) for k in present},
+            "confusion": {CLASSES[k]: {CLASSES[j]: int(((label == k) & (predicted == j)).sum())
+                                       for j in range(len(CLASSES))
+                                       if ((label == k) & (predicted == j)).any()}
+                          for k in present},
             "support": {CLASSES[k]: int((label == k).sum()) for k in present},
             "star_support": {CLASSES[k]: int((star_label == k).sum()) for k in present},
             "conformal": conformal,
@@ -313,7 +325,6 @@ def markdown(result: dict) -> str:
     survey, spec = result["survey"], SURVEYS[result["survey"]]
     names = spec["names"]
     cls, loco = result["classification"], result["novelty"]
-    budget = result["budget"]
     lines = [
         f"### {survey}" + (" (with Lomb-Scargle periods)" if result["ls_periods"] else ""),
         "",
@@ -328,13 +339,13 @@ def markdown(result: dict) -> str:
            if result["ls_periods"] else "")
         + "".join(f"; {n} left out ({c} stars, too few for {N_FOLDS} folds)"
                   for n, c in result["data"].get("dropped_classes", {}).items())
-        + f". Run budget: GRU {budget['model']['gru_units']} x {budget['model']['gru_layers']}, "
-        f"m = {budget['model']['embedding']}, {budget['train']['epochs']} epochs, batch "
-        f"{budget['train']['batch_size']}, lr {budget['train']['learning_rate']:g}.",
+        + f". Recipe: {recipe_text(result['recipe'])}.",
         "",
         f"Star-grouped {N_FOLDS}-fold accuracy: **{cls['accuracy_mean']:.1%} ± "
         f"{cls['accuracy_std']:.1%}** per sequence, {cls['star_accuracy_mean']:.1%} ± "
-        f"{cls['star_accuracy_std']:.1%} per star.",
+        f"{cls['star_accuracy_std']:.1%} per star; median test reconstruction R² "
+        f"**{cls['recon_r2']:.3f}** (per fold " + ", ".join(
+            f"{f['recon_r2']:.3f}" for f in cls["folds"]) + ").",
         "",
         "Conformal novelty flag on the test stars (all of known classes, pooled over the "
         "folds): false-alarm rate " + ", ".join(
@@ -344,9 +355,9 @@ def markdown(result: dict) -> str:
             f"{cls['conformal']['sequence'][f'alpha{a:g}_false_alarm_rate']:.3f}"
             for a in ALPHAS) + " per sequence.",
         "",
-        "| class | sequences | recall | stars | star recall | left-out AUROC | star AUROC | "
-        "star FAR / recall at α = 0.05 | Deep SVDD AUROC |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| class | sequences | recall | stars | star recall | R² | predicted as (sequences) | "
+        "left-out AUROC | star AUROC | star FAR / recall at α = 0.05 | Deep SVDD AUROC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, recall in cls["recall"].items():
         novelty = loco.get(name, {})
@@ -354,12 +365,26 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| {names.get(name, name)} | {cls['support'][name]} | {recall:.3f} | "
             f"{cls['star_support'][name]} | {cls['star_recall'][name]:.3f} | "
+            f"{cls['class_recon_r2'][name]:.3f} | "
+            + ", ".join(f"{names.get(p, p)} {n}" for p, n in sorted(
+                cls["confusion"][name].items(), key=lambda item: -item[1])) + " | "
             f"{_num(novelty.get('auroc'))} | {_num(novelty.get('star_auroc'))} | "
             f"{_num(novelty.get('star_false_alarm_rate'))} / {_num(novelty.get('star_recall'))} "
             f"| {_num(paper)} |")
     lines += ["", "Per fold (sequence accuracy): "
               + ", ".join(f"{f['accuracy']:.3f}" for f in cls["folds"]) + "."]
     return "\n".join(lines) + "\n"
+
+
+def recipe_text(recipe: dict) -> str:
+    model, train = recipe["model"], recipe["train"]
+    decoder = ("phase" + (f" + {model['decoder_harmonics']} harmonics"
+                          if model["decoder_harmonics"] else "")
+               if model["decoder_phase"] else "dt only")
+    return (f"GRU {model['gru_units']} x {model['gru_layers']}, m = {model['embedding']}, "
+            f"{train['epochs']} epochs of batch {train['batch_size']}, lr "
+            f"{train['learning_rate']:g} ({train['lr_schedule']}), encoder sees log10 P: "
+            f"{'yes' if model['encoder_period'] else 'no'}, decoder: {decoder}")
 
 
 def _num(value) -> str:
@@ -384,13 +409,9 @@ def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
         ) -> dict[str, Any]:
     from varnet.core import schema
 
-    budget = json.loads(json.dumps(RUN_BUDGET))
-    for section, values in SURVEYS[survey]["budget"].items():
-        budget[section] = {**budget[section], **values}
-    if quick:
-        budget["train"]["epochs"] = 1
-    elif epochs:
-        budget["train"]["epochs"] = epochs
+    budget = json.loads(json.dumps(SURVEYS[survey]["budget"]))
+    if quick or epochs:
+        budget["train"] = {**budget.get("train", {}), "epochs": 1 if quick else epochs}
     params = survey_params(survey, budget)
     workdir = common.WORK_DIR / (survey + ("-ls" if ls_periods else ""))
     started = time.perf_counter()
@@ -398,8 +419,10 @@ def run(survey: str, ls_periods: bool = False, epochs: int | None = None,
     data = prepare(survey, params, workdir, ls_periods, ls_per_class)
     arrays = files.read_npz(workdir / schema.SEQUENCES_FILE)
     arrays, data["dropped_classes"] = _usable(arrays)
+    recipe = {"model": params["model"],
+              "train": {k: v for k, v in params["train"].items() if k != "variants"}}
     result = {"benchmark": "real_surveys", "survey": survey, "ls_periods": ls_periods,
-              "machine": machine, "budget": budget, "data": data,
+              "machine": machine, "budget": budget, "recipe": recipe, "data": data,
               "classification": classification(params, workdir, arrays),
               "novelty": leave_one_class_out(params, workdir, arrays) if novelty else {}}
     result["total_s"] = round(time.perf_counter() - started, 1)
@@ -422,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --ls-periods: search only the first N stars without a "
                              "period of each class (catalog order)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per run (default {RUN_BUDGET['train']['epochs']})")
+                        help="epochs per run (default: the survey's budget, else params.yaml)")
     parser.add_argument("--no-novelty", action="store_true",
                         help="skip the leave-one-class-out runs")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/results.md")
