@@ -147,7 +147,16 @@ def _old(star: tuple) -> float:
 
 
 def _warm(ready=None) -> None:
-    """Imports and first calls (scipy.stats, nifty-ls, astropy) before anything is timed."""
+    """One BLAS thread in this process, then imports and first calls (scipy.stats, nifty-ls,
+    astropy) before anything is timed.
+
+    One process per core, each with OpenBLAS's thread per core, oversubscribes the cores: the
+    threads of the small fits wait on each other (docs/periods.md). nifty-ls is given one
+    thread by the search itself; Dask workers get OMP_NUM_THREADS=1 (varnet.serving.distributed).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     star = ztf_like(1, ("r",), seed=99)[0][3:]
     _new(star)
     _old(star)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from varnet.core.errors import VarnetError
-from varnet.prepare.periods import _time_step, lomb_scargle_period
+from varnet.prepare.periods import _chi2, _phasors, _time_step, lomb_scargle_period
 
 
 def survey_times(n: int, nights: float, seed: int) -> np.ndarray:
@@ -81,6 +81,27 @@ def test_times_printed_to_a_round_step_bound_the_search():
     assert _time_step(t) == 0.01
     found = lomb_scargle_period(*noisy(t, 0.3 * np.sin(2 * np.pi * t / 0.3364), 0.05, seed=14))
     assert found == pytest.approx(0.3364, rel=1e-3)
+
+
+def test_harmonic_fits_from_power_sums_match_an_explicit_least_squares_fit():
+    """The zoom's chi² (normal equations from sums of powers of exp(2 pi i f t), phasors by
+    recurrence) is the chi² of an explicit weighted fit of an offset + K harmonics."""
+    rng = np.random.default_rng(7)
+    t = survey_times(300, 1000, seed=8)
+    err = rng.uniform(0.01, 0.05, t.size)
+    mag = 0.3 * np.sin(2 * np.pi * t / 0.61) + rng.normal(0, err)
+    centres, step = np.array([1 / 0.61, 2.3]), 1e-4
+    phasors = _phasors(t, centres, step, 4)
+    freqs = (centres[:, None] + step * np.arange(-4, 5)).ravel()
+    for harmonics in (0, 1, 4):
+        explicit = []
+        for f in freqs:
+            x = 2 * np.pi * f * t[:, None] * np.arange(1, harmonics + 1)
+            design = np.concatenate([np.ones((t.size, 1)), np.cos(x), np.sin(x)], axis=1)
+            coef, *_ = np.linalg.lstsq(design / err[:, None], mag / err, rcond=None)
+            explicit.append(np.sum(((mag - design @ coef) / err) ** 2))
+        np.testing.assert_allclose(_chi2([(t, mag, err)], [phasors], harmonics), explicit,
+                                   rtol=1e-8)
 
 
 @pytest.mark.parametrize(("change", "message"), [

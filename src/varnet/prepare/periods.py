@@ -11,13 +11,16 @@ saw. ``lomb_scargle_period`` (measured in docs/periods.md, ``benchmarks/periods.
 2. **Candidates.** One float64 Lomb–Scargle periodogram with nifty-ls (a non-uniform FFT: ~20
    ms for the 160,000 frequencies of a 3-year baseline; float32 is faster but recovers 84% of
    the Gaia periods instead of 98%) of all bands pooled, each band centred on its weighted
-   mean; its ``CANDIDATES`` highest peaks within ``CANDIDATE_POWER`` of the top one.
+   mean, at a NUFFT tolerance of 1e-5 (the same periods as 1e-6 for all 4,888 benchmark stars,
+   and a cheaper kernel); its ``CANDIDATES`` highest peaks within ``CANDIDATE_POWER`` of the top
+   one.
 3. **Choice.** Each candidate is zoomed onto the minimum chi² of a ``HARMONICS``-term Fourier
    series with one offset per band (one least-squares fit per band, batched over trial
-   frequencies), and the lowest chi² wins. The single sinusoid of Lomb–Scargle often prefers a
-   1-day alias of a non-sinusoidal RR Lyrae (Stripe 82 within 1%: 68% by astropy's highest
-   peak, 95% by this choice). Errors get ``ERROR_FLOOR`` in quadrature so that a few points
-   with underestimated errors do not decide.
+   frequencies, its normal equations from sums of powers of exp(2 pi i f t)), and the lowest
+   chi² wins. The single sinusoid of Lomb–Scargle often prefers a 1-day alias of a
+   non-sinusoidal RR Lyrae (Stripe 82 within 1%: 68% by astropy's highest peak, 95% by this
+   choice). Errors get ``ERROR_FLOOR`` in quadrature so that a few points with underestimated
+   errors do not decide.
 4. **P or 2P.** Eclipsing binaries put their strongest peak at half the orbital period, the
    period catalogs give (EROS-1, Gaia DR3). 2P is taken when (a) a 2P series with 2K harmonics
    beats the K-harmonic series at P by an F-test (``F_ALPHA``) and the odd half-harmonics carry
@@ -98,7 +101,7 @@ def lomb_scargle_period(t: np.ndarray, mag: np.ndarray, err: np.ndarray,
     # each band is centred already: the floating mean would only cost a third transform
     power = nifty_ls.lombscargle(*(a[order] for a in pooled), fmin=f_min, fmax=f_max,
                                  Nf=n_freq, fit_mean=False, nthreads=1,
-                                 finufft_kwargs={"eps": 1e-6}).power
+                                 finufft_kwargs={"eps": 1e-5}).power
     power[~((power >= 0) & (power <= 1))] = 0.0   # degenerate sampling at that frequency
     peaks = np.flatnonzero((power[1:-1] > power[:-2]) & (power[1:-1] >= power[2:])) + 1
     if peaks.size == 0:
@@ -155,32 +158,77 @@ def _bands(t, mag, err, band) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]
     return out
 
 
-def _chi2(bands, freqs, harmonics: int) -> np.ndarray:
-    """chi² of one offset per band + a ``harmonics``-term Fourier series, at each frequency.
+def _phasors(t: np.ndarray, centres: np.ndarray, step: float, side: int) -> np.ndarray:
+    """exp(2 pi i f t) at f = centre + k step, k = -side..side, for each centre in turn:
+    (centres x (2 side + 1), t.size).
 
-    The per-band least-squares fits of all trial frequencies at once (normal equations, batched;
-    a tiny ridge keeps degenerate sampling solvable).
+    Multiplied out of exp(2 pi i centre t) and powers of exp(2 pi i step t): two exponentials
+    per centre instead of 2 side + 1 (complex exponentials were most of the fits' time).
     """
-    freqs = np.atleast_1d(np.asarray(freqs, dtype=np.float64))
-    total = np.zeros(freqs.size)
-    for t, mag, err in bands:
-        w = 1.0 / err
-        b = mag * w
-        z = np.exp(2j * np.pi * freqs[:, None] * t[None, :])
-        design = np.empty((freqs.size, 2 * harmonics + 1, t.size))
-        design[:, 0] = w
-        zk = z.copy()
-        for k in range(harmonics):
-            if k:
-                zk *= z
-            design[:, 1 + k] = zk.real * w
-            design[:, 1 + harmonics + k] = zk.imag * w
-        gram = design @ design.transpose(0, 2, 1)
-        gram += 1e-12 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(gram.shape[1])
-        rhs = design @ b
-        coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
-        total += b @ b - np.einsum("ep,ep->e", rhs, coef)
-    return total
+    powers = np.empty((2 * side + 1, t.size), dtype=np.complex128)
+    powers[side] = 1.0
+    shift = np.exp(2j * np.pi * step * t)
+    for k in range(1, side + 1):
+        powers[side + k] = powers[side + k - 1] * shift
+        powers[side - k] = powers[side + k].conj()
+    centred = np.exp(2j * np.pi * np.asarray(centres, dtype=np.float64)[:, None] * t)
+    return (centred[:, None, :] * powers).reshape(-1, t.size)
+
+
+def _normal_equations(band, z: np.ndarray, harmonics: int
+                      ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gram matrices (F, 2K+1, 2K+1), right-hand sides (F, 2K+1) and sum of squares of the
+    weighted fit of an offset + K = ``harmonics`` Fourier terms, one fit per row of phasors z
+    (F, points); columns: offset, cos(k x), sin(k x) for k = 1..K.
+
+    Built from the power sums S_m = sum w^2 z^m (m <= 2K) and R_k = sum w^2 mag z^k (k <= K):
+    a product of two harmonics is a sum of the harmonics j + k and |j - k|, so the (2K+1)^2
+    entries need 2K + 1 sums instead of a product over every point.
+    """
+    t, mag, err = band
+    w2 = err**-2.0
+    weights = np.stack([w2, w2 * mag], axis=1).astype(np.complex128)
+    sums = np.empty((z.shape[0], 2 * harmonics + 1), dtype=np.complex128)
+    data = np.empty((z.shape[0], harmonics + 1), dtype=np.complex128)
+    sums[:, 0], data[:, 0] = w2.sum(), (w2 * mag).sum()
+    zm = z.copy()
+    for m in range(1, 2 * harmonics + 1):
+        if m > 1:
+            zm *= z
+        if m <= harmonics:
+            sums[:, m], data[:, m] = (zm @ weights).T
+        else:
+            sums[:, m] = zm @ weights[:, 0]
+    k = np.arange(1, harmonics + 1)
+    plus, minus = sums[:, k[:, None] + k], sums[:, np.abs(k[:, None] - k)]
+    sign = np.sign(k[:, None] - k)
+    cos, sin = slice(1, harmonics + 1), slice(harmonics + 1, None)
+    gram = np.empty((z.shape[0], 2 * harmonics + 1, 2 * harmonics + 1))
+    gram[:, 0, 0] = sums[:, 0].real
+    gram[:, 0, cos] = gram[:, cos, 0] = sums[:, k].real
+    gram[:, 0, sin] = gram[:, sin, 0] = sums[:, k].imag
+    gram[:, cos, cos] = 0.5 * (minus.real + plus.real)
+    gram[:, sin, sin] = 0.5 * (minus.real - plus.real)
+    gram[:, cos, sin] = 0.5 * (plus.imag - sign * minus.imag)      # cos(j x) sin(k x)
+    gram[:, sin, cos] = gram[:, cos, sin].transpose(0, 2, 1)
+    rhs = np.concatenate([data[:, :1].real, data[:, 1:].real, data[:, 1:].imag], axis=1)
+    return gram, rhs, float(np.sum(w2 * mag**2))
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray, sum_squares: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(chi^2, coefficients) of each fit (a tiny ridge keeps degenerate sampling solvable)."""
+    gram = gram + 1e-12 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(
+        gram.shape[1])
+    coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    return sum_squares - np.einsum("ep,ep->e", rhs, coef), coef
+
+
+def _chi2(bands, phasors: list[np.ndarray], harmonics: int) -> np.ndarray:
+    """chi^2 of one offset per band + a ``harmonics``-term Fourier series, at each row of
+    the bands' phasors (all trial frequencies at once)."""
+    return sum(_solve(*_normal_equations(band, z, harmonics))[0]
+               for band, z in zip(bands, phasors, strict=True))
 
 
 def _zoom(bands, freqs: np.ndarray, df: float, bounds: tuple[float, float]
@@ -191,17 +239,22 @@ def _zoom(bands, freqs: np.ndarray, df: float, bounds: tuple[float, float]
     Needed before comparing candidates: over a 3,000-day baseline a period off by 1e-5 of
     itself drifts by 0.1 cycle, enough to make the true period lose to an alias.
     """
-    half = df
-    offsets = np.linspace(-1.0, 1.0, ZOOM_POINTS)
+    side = ZOOM_POINTS // 2
+    step = df / side
     for level in range(ZOOM_LEVELS):
-        grid = np.clip(freqs[:, None] + half * offsets, *bounds)
-        chi2 = _chi2(bands, grid.ravel(), HARMONICS).reshape(grid.shape)
+        grid = freqs[:, None] + step * np.arange(-side, side + 1)
+        outside = ((grid < bounds[0]) | (grid > bounds[1])).ravel()
+        grid = np.clip(grid, *bounds)
+        phasors = [_phasors(t, freqs, step, side) for t, _, _ in bands]
+        for (t, _, _), z in zip(bands, phasors, strict=True):   # beyond the range: its bound
+            z[outside] = np.exp(2j * np.pi * grid.ravel()[outside, None] * t)
+        chi2 = _chi2(bands, phasors, HARMONICS).reshape(grid.shape)
         best = np.argmin(chi2, axis=1)
         freqs, chi2 = grid[np.arange(grid.shape[0]), best], chi2.min(axis=1)
         if level == 0:
             keep = np.argsort(chi2)[:ZOOM_KEEP]
             freqs, chi2 = freqs[keep], chi2[keep]
-        half *= 2.0 / (ZOOM_POINTS - 1)
+        step /= side
     return freqs, chi2
 
 
@@ -214,8 +267,15 @@ def _period_or_double(bands, freq: float) -> float:
     n = sum(t.size for t, _, _ in bands)
     nb = len(bands)
     k = DOUBLE_HARMONICS
-    chi_mean, chi_1, chi_p = (float(_chi2(bands, freq, h)[0]) for h in (0, 1, k))
-    chi_2p = float(_chi2(bands, freq / 2, 2 * k)[0])
+    # the fits with 0, 1 and k harmonics at P are nested: sub-blocks of one set of equations
+    at_p = [_normal_equations(band, np.exp(2j * np.pi * freq * band[0])[None], k)
+            for band in bands]
+    nested = [np.r_[0, 1:h + 1, k + 1:k + 1 + h] for h in (0, 1, k)]
+    fits = [[_solve(gram[:, cols][:, :, cols], rhs[:, cols], sum_squares)
+             for gram, rhs, sum_squares in at_p] for cols in nested]
+    chi_mean, chi_1, chi_p = (sum(float(chi2[0]) for chi2, _ in fit) for fit in fits)
+    chi_2p = float(_chi2(bands, [np.exp(1j * np.pi * freq * t)[None] for t, _, _ in bands],
+                         2 * k)[0])
     extra, dof = 2 * k * nb, n - nb * (1 + 4 * k)
     if dof > 0 and chi_2p > 0:
         p_value = f_dist.sf((chi_p - chi_2p) / extra / (chi_2p / dof), extra, dof)
@@ -227,12 +287,10 @@ def _period_or_double(bands, freq: float) -> float:
             (chi_1 - chi_p) / extra / (chi_p / dof), extra, dof) > SYMMETRY_ALPHA:
         return 1.0 / freq
     phi21, log_a21, weight = 0j, 0.0, 0
-    for t, mag, err in bands:
-        arg = 2 * np.pi * freq * t[:, None] * np.arange(1, 3)
-        design = np.concatenate([np.ones((t.size, 1)), np.cos(arg), np.sin(arg)], axis=1)
-        coef, *_ = np.linalg.lstsq(design / err[:, None], mag / err, rcond=None)
-        amp = np.hypot(coef[1:3], coef[3:5])
-        phase = np.arctan2(-coef[3:5], coef[1:3])   # mag = sum A_k cos(k x + phase_k)
+    for (t, _, _), (_, coef) in zip(bands, fits[-1], strict=True):
+        cos, sin = coef[0, 1:3], coef[0, k + 1:k + 3]   # the first two harmonics at P
+        amp = np.hypot(cos, sin)
+        phase = np.arctan2(-sin, cos)   # mag = sum A_k cos(k x + phase_k)
         phi21 += t.size * amp[1] * np.exp(1j * (phase[1] - 2 * phase[0]))
         log_a21 += t.size * np.log(max(amp[1], 1e-300) / max(amp[0], 1e-300))
         weight += t.size
