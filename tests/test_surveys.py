@@ -538,11 +538,13 @@ def test_real_sets_load_through_their_overlays(name, shared_data):
     print(f"{name}: {len(catalog)} stars {counts}, {len(lc)} points, {seconds:.1f} s")
 
 
-def test_overlays_hold_complete_cut_and_sequence_sections():
+def test_overlays_hold_complete_data_sections_and_known_train_keys():
     reference = yaml.safe_load((CONFIGS.parents[1] / "params.yaml").read_text())
     for path in sorted(CONFIGS.glob("*.yaml")):
         overlay = yaml.safe_load(path.read_text())
-        assert set(overlay) == {"survey", "cuts", "sequences"}, path
+        # complete data sections; a train section may set a few keys (EROS-1: class_weight)
+        assert set(overlay) - {"train"} == {"survey", "cuts", "sequences"}, path
+        assert set(overlay.get("train", {})) <= set(reference["train"]), path
         assert set(overlay["cuts"]) == set(reference["cuts"]), path
         assert set(overlay["sequences"]) == set(reference["sequences"]), path
         assert overlay["cuts"]["min_epochs"] == overlay["sequences"]["length"], path
