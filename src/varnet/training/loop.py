@@ -64,7 +64,7 @@ class EpochEnd(keras.callbacks.Callback):
         row = {"epoch": global_epoch, "phase": loop.phases[self.phase][0], **logs,
                "time_s": round(time.perf_counter() - self.started, 3)}
         state["history"].append(row)
-        mlflow.log_metrics({**logs, "epoch_time_s": row["time_s"]}, step=global_epoch)
+        log_epoch(row)
         state.update(phase=self.phase, phase_epochs=epoch + 1, epoch=global_epoch)
         self._early_stopping(logs)
         loop.checkpoint.save(state, loop.network, self.model.optimizer)
@@ -82,6 +82,12 @@ class EpochEnd(keras.callbacks.Callback):
         if state["wait"] >= patience:
             state["stopped"] = True
             self.model.stop_training = True
+
+
+def log_epoch(row: dict) -> None:
+    """One history row's metrics in the active MLflow run, at its epoch."""
+    logs = {k: v for k, v in row.items() if k not in ("epoch", "phase", "time_s")}
+    mlflow.log_metrics({**logs, "epoch_time_s": row["time_s"]}, step=row["epoch"])
 
 
 class TrainingLoop:

@@ -82,7 +82,7 @@ from varnet.scoring.calibration import Calibration
 from varnet.scoring.inference import predict
 from varnet.training.checkpoint import Checkpoint, run_exists
 from varnet.training.data import SUBSETS, Subset, load_data
-from varnet.training.loop import PREDICT_BATCH, TrainingLoop
+from varnet.training.loop import PREDICT_BATCH, TrainingLoop, log_epoch
 
 HISTORY_METRICS = ("loss", "ae_loss", "ce_loss", "energy_loss", "accuracy")
 HISTORY_COLUMNS = ("epoch", "phase", *HISTORY_METRICS, *(f"val_{m}" for m in HISTORY_METRICS),
@@ -239,11 +239,13 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
                 print(f"varnet train {name}: trains its own autoencoder, not {source.root}'s "
                       f"({why_not})")
             else:
-                state.update(reused_autoencoder(source, network, cfg.epochs))
-                resolved["autoencoder_from"] = str(source.root)
+                state.update(reused_autoencoder(source, network, cfg.epochs),
+                             autoencoder_from=str(source.root))
                 print(f"varnet train {name}: the autoencoder of {source.root} (same data, "
                       "params and code), then the estimation network")
 
+    if "autoencoder_from" in state:  # in the state, so that a resumed training records it too
+        resolved["autoencoder_from"] = state["autoencoder_from"]
     with mlflow.start_run(run_id=state.get("run_id"), run_name=None if "run_id" in state else name,
                           nested=nested) as run:
         if "run_id" not in state:
@@ -307,8 +309,7 @@ def reused_autoencoder(source: ModelFolder, network: keras.Model, epochs: int) -
 def _log_reused_epochs(source: str, history: list[dict]) -> None:
     """The copied autoencoder epochs in this run, as if trained here, and where they are from."""
     for row in history:
-        metrics_ = {k: v for k, v in row.items() if k not in ("epoch", "phase", "time_s")}
-        mlflow.log_metrics({**metrics_, "epoch_time_s": row["time_s"]}, step=row["epoch"])
+        log_epoch(row)
     run_id = files.read_json(ModelFolder(Path(source)).run).get("run_id")
     mlflow.set_tag("varnet.autoencoder_from", f"{source} (MLflow run {run_id})")
 
