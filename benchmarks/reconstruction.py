@@ -3,7 +3,8 @@
 The reference is what a smooth folded curve allows: a 4-harmonic Fourier series in phase fitted
 to each validation sequence on its own by weighted least squares, with the weights of L_AE
 (w = s/err), scored with the same weighted R² as the network (varnet.scoring.metrics
-.reconstruction_r2). The target is a median validation R² of at least 0.9 x the reference's.
+.reconstruction_r2). The target is a median R² of at least 0.9 x the reference's on the same
+sequences: validation for the time to reconstruct, test for the reported R².
 
 Each variant (params.yaml, the overlays and --set values) is trained with
 `varnet.training.train.train_variant` on the default survey's sequences in a scratch project;
@@ -123,9 +124,12 @@ def run(quick: bool = False, settings: tuple[str, ...] = (),
     survey = common.default_survey()
     workdir = common.WORK_DIR / "default"
     sequences = files.read_npz(workdir / "data" / "processed" / "sequences.npz")
-    test = files.read_npz(workdir / "data" / "processed" / "split.npz")["test"]
-    reference = float(np.nanmedian(fourier_r2(sequences, test)))
-    target = TARGET_FRACTION * reference
+    split = files.read_npz(workdir / "data" / "processed" / "split.npz")
+    # each R² against the reference on the same sequences: valid for the time to reconstruct
+    # (val_recon_r2 per epoch), test for the reported test R²
+    reference = {subset: round(float(np.nanmedian(fourier_r2(sequences, split[subset]))), 4)
+                 for subset in ("valid", "test")}
+    target = TARGET_FRACTION * reference["valid"]
     machine = common.machine()
     runs = [train_one(v, params, target, workdir, sequences) for v in variants]
     return {
@@ -137,8 +141,11 @@ def run(quick: bool = False, settings: tuple[str, ...] = (),
         "model": params["model"],
         "train": {k: v for k, v in params["train"].items() if k != "variants"},
         "survey": {k: v for k, v in survey.items() if k != "recipe"},
-        "fourier_reference": {"harmonics": HARMONICS, "median_test_r2": round(reference, 4)},
-        "target_r2": round(target, 4), "runs": runs, "load_after": common.load(),
+        "fourier_reference": {"harmonics": HARMONICS,
+                              **{f"median_{k}_r2": v for k, v in reference.items()}},
+        "target_r2": {"valid": round(target, 4),
+                      "test": round(TARGET_FRACTION * reference["test"], 4)},
+        "runs": runs, "load_after": common.load(),
     }
 
 

@@ -278,6 +278,36 @@ def test_sequential_phot_takes_the_sequential_autoencoder_and_ends_bit_identical
     assert "autoencoder_from" not in files.read_json(taken / "variant.json")
 
 
+def test_joint_estimation_epochs_train_the_estimation_network_alone_after_the_joint_phase(
+        project):
+    """The autoencoder leaves the joint phase as a joint-only run leaves it (the estimation
+    phase neither trains nor runs it in training mode); only the estimation network moves on,
+    and the history shows both phases. Interrupted in the estimation phase, it resumes to the
+    same weights."""
+    only = Path("models/joint-only")
+    train_variant("joint", project, only, register=False)
+    params = {**project, "train": {**project["train"], "joint_estimation_epochs": 2}}
+    refined = Path("models/joint-refined")
+    with pytest.raises(KeyboardInterrupt):
+        train_variant("joint", params, refined, callbacks=[Interrupt(4)], register=False)
+    train_variant("joint", params, refined, register=False)
+
+    history = pd.read_csv(refined / "history.csv")
+    assert list(history["phase"]) == ["joint"] * 3 + ["estimation"] * 2
+    networks = [keras.models.load_model(f / "model.keras", compile=False) for f in (only, refined)]
+    for layer in networks[0].layers:
+        a, b = layer.get_weights(), networks[1].get_layer(layer.name).get_weights()
+        same = all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        assert same == (layer.name != "estimation"), layer.name
+    predictions = [files.read_npz(f / "predictions.npz") for f in (only, refined)]
+    np.testing.assert_array_equal(*(p["reconstruction"] for p in predictions))
+    np.testing.assert_array_equal(*(p["embedding"] for p in predictions))
+    straight = Path("models/joint-straight")
+    train_variant("joint", params, straight, register=False)
+    for a, b in zip(network_weights(straight), network_weights(refined), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize(("variants", "message"), [
     ({"a": {"mode": "joint", "autoencoder_from": "b"}, "b": {"mode": "sequential"}},
      "needs mode sequential"),

@@ -106,7 +106,9 @@ class TrainingLoop:
         self.class_weight = (balanced_class_weight(data["train"].label)
                              if cfg.class_weight == "balanced" else None)
         if variant.mode == "joint":
-            self.phases = [("joint", cfg.epochs)]
+            self.phases = [("joint", cfg.epochs)] + (
+                [("estimation", cfg.joint_estimation_epochs)] if cfg.joint_estimation_epochs
+                else [])
         else:
             self.phases = [("autoencoder", cfg.epochs), ("estimation", cfg.estimation_epochs)]
 

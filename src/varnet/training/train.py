@@ -11,7 +11,9 @@ MLflow  one run per training in the experiment of params `mlflow` (sqlite under 
         model and registered as a new version of `varnet`.
 
 Variants are the keys of params `train.variants` (mode + photometric):
-  joint            L_AE + L_CE + lambda L_GMM, all at once (the paper's main model)
+  joint            L_AE + L_CE + lambda L_GMM, all at once (the paper's main model), then,
+                   for train.joint_estimation_epochs, the estimation network alone on the
+                   frozen features (0: none, the paper)
   sequential       the autoencoder alone for train.epochs, then the estimation network on the
                    frozen features for train.estimation_epochs
   joint-phot, sequential-phot   the same with the Gaia M_G, BP-RP, W_RP appended (§3.3)
