@@ -36,7 +36,8 @@ that. The checkpoint is deleted when the variant is complete.
 Paper-scale profile (GRU 96, batch 2000, lr 2e-4, 2000 epochs; a GPU, ~half a day):
   varnet --params params.yaml --params configs/paper-gpu.yaml train joint
   dvc exp run -S model.gru_units=96 -S train.batch_size=2000 -S train.learning_rate=2e-4 \\
-      -S train.epochs=2000 -S train.estimation_epochs=250 -S train.deterministic=false
+      -S train.epochs=2000 -S train.estimation_epochs=250 -S train.deterministic=false \\
+      -S train.joint_estimation_epochs=0 -S train.lr_schedule=constant -S train.warmup_epochs=0
 
 Examples:
   varnet train joint                       # one variant (what `dvc repro` runs per variant)
@@ -266,8 +267,8 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
     return result
 
 
-AUTOENCODER_INDEPENDENT = ("estimation_epochs",)
-"""train params that only the estimation phase reads."""
+AUTOENCODER_INDEPENDENT = ("estimation_epochs", "joint_estimation_epochs")
+"""train params that a sequential autoencoder never reads (its estimation phase, joint's)."""
 
 
 def why_not_reusable(source: ModelFolder, resolved: dict) -> str | None:
