@@ -105,12 +105,11 @@ class TrainingLoop:
         self.callbacks = list(callbacks)
         self.class_weight = (balanced_class_weight(data["train"].label)
                              if cfg.class_weight == "balanced" else None)
-        if variant.mode == "joint":
-            self.phases = [("joint", cfg.epochs)] + (
-                [("estimation", cfg.joint_estimation_epochs)] if cfg.joint_estimation_epochs
-                else [])
-        else:
-            self.phases = [("autoencoder", cfg.epochs), ("estimation", cfg.estimation_epochs)]
+        joint = variant.mode == "joint"
+        # a phase of 0 epochs is skipped by run(): joint-only is the paper's training
+        self.phases = [("joint" if joint else "autoencoder", cfg.epochs),
+                       ("estimation", cfg.joint_estimation_epochs if joint
+                        else cfg.estimation_epochs)]
 
     def run(self) -> None:
         verbose = 1 if sys.stdout.isatty() else 2
