@@ -51,7 +51,8 @@ def register_model(params: dict) -> str:
     from varnet.training.train import train_variant
 
     params = {**params, "mlflow": {**params["mlflow"], "registered_model": REGISTERED_MODEL},
-              "train": {**params["train"], "epochs": 1, "estimation_epochs": 1}}
+              "train": {**params["train"], "epochs": 1, "estimation_epochs": 1,
+                        "joint_estimation_epochs": 1}}
     result = train_variant("joint", params, PROJECT / "models" / "joint", restart=True)
     return f"models:/{REGISTERED_MODEL}/{result['version']}"
 

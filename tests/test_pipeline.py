@@ -28,7 +28,8 @@ def tiny_params() -> dict:
     params["sequences"]["length"] = 100
     params["split"].update(n_splits=3)
     params["model"].update(embedding=4, gru_units=8, gru_layers=1)
-    params["train"].update(epochs=2, estimation_epochs=2, batch_size=64,
+    params["train"].update(epochs=2, estimation_epochs=2, joint_estimation_epochs=2,
+                           batch_size=64,
                            variants={"joint": {"mode": "joint", "photometric": False}})
     params["baseline"].update(n_estimators=[10], criterion=["gini"], max_features=[0.3],
                               min_samples_leaf=[1], cv=2, variants=["joint"])

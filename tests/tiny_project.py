@@ -50,7 +50,8 @@ def tiny_params(root: Path, **train: object) -> dict:
     params["sequences"]["length"] = LENGTH
     params["split"].update(by="star", n_splits=3)
     params["model"].update(embedding=4, gru_units=8, gru_layers=1)
-    params["train"].update(epochs=2, estimation_epochs=2, batch_size=32, **train)
+    params["train"].update(epochs=2, estimation_epochs=2, joint_estimation_epochs=2, batch_size=32,
+                           **train)
     params["tune"].update(storage="sqlite:///optuna/tiny.db", epochs=None)
     return params
 
