@@ -49,7 +49,7 @@ def small_network(photometric=False, **overrides) -> keras.Model:
 def test_parameter_counts_at_paper_size_and_cpu_default():
     aux = arrays()["aux"]
     paper = build_network(ModelParams(embedding=16, gru_units=96, decoder_phase=False,
-                                      encoder_period=False),
+                                      encoder_period=False, reconstruct_period=False),
                           n_classes=K, n_steps=200, aux_train=aux)
     # GRU(96) with reset_after=True (Keras 3) has 3*96 more biases than the Keras 2 cell
     expected = {"encoder": 28_800 + 55_872 + 1_552, "decoder": 33_120 + 55_872 + 97,
@@ -59,7 +59,8 @@ def test_parameter_counts_at_paper_size_and_cpu_default():
     assert paper.count_params() == sum(expected.values()) == 175_801
     assert paper.get_layer("features").output.shape[-1] == 21  # l = m + 5
     cpu = build_network(ModelParams(), n_classes=K, n_steps=200, aux_train=aux)
-    assert cpu.count_params() == 26_089  # GRU 32, m 32, phase + 4 harmonics, period: params.yaml
+    assert cpu.count_params() == 26_089 + 33  # GRU 32, m 32, phase + 4 harmonics, period in and
+    # out (the period decoder: 32 + 1): params.yaml
 
 
 def test_outputs_and_shapes():
@@ -173,6 +174,36 @@ def test_the_encoder_sees_the_standardised_period_at_every_step_only_when_asked(
                                with_period(data)["embedding"], rtol=1e-6)
 
 
+def test_the_embedding_reads_the_standardised_period_back_only_when_asked(tmp_path):
+    network = small_network(reconstruct_period=True)
+    data = arrays()
+    out = network(data, training=False)
+    assert out["period_reconstruction"].shape == (N,)
+    head = network.get_layer("period_decoder")
+    np.testing.assert_allclose(out["period_reconstruction"],
+                               out["embedding"].numpy() @ head.kernel.numpy()[:, 0]
+                               + head.bias.numpy()[0], rtol=1e-5, atol=1e-6)
+    path = tmp_path / "model.keras"
+    network.save(path)
+    np.testing.assert_allclose(keras.models.load_model(path)(data)["period_reconstruction"],
+                               out["period_reconstruction"], rtol=1e-6)
+    paper = small_network(reconstruct_period=False)
+    assert "period_reconstruction" not in paper(data)
+    assert set(_fit_one_epoch(paper, "autoencoder", None)) == {"loss", "ae_loss"}
+
+
+def test_period_loss_is_the_squared_error_of_the_standardised_log_period():
+    from varnet.model.network import period_mse
+
+    network = small_network()
+    data = arrays()
+    standardize = network.get_layer("aux_standardize")
+    target = (data["aux"][:, 2] - standardize.mean[2]) / standardize.std[2]
+    values, _ = standardize(tf.constant(data["aux"]))
+    assert float(period_mse(values, tf.constant(target))) == pytest.approx(0.0, abs=1e-10)
+    assert float(period_mse(values, tf.constant(target + 0.5))) == pytest.approx(0.25, rel=1e-5)
+
+
 def test_reconstruction_features_match_numpy():
     rng = np.random.default_rng(3)
     x, x_hat = rng.normal(size=(5, T)), rng.normal(size=(5, T))
@@ -206,9 +237,10 @@ def _fit_one_epoch(network, mode, inputs):
 
 
 @pytest.mark.parametrize("mode, metrics, frozen", [
-    ("joint", {"loss", "ae_loss", "ce_loss", "energy_loss", "accuracy"}, ()),
-    ("autoencoder", {"loss", "ae_loss"}, ("estimation",)),
-    ("estimation", {"loss", "ce_loss", "energy_loss", "accuracy"}, ("encoder", "decoder")),
+    ("joint", {"loss", "ae_loss", "period_loss", "ce_loss", "energy_loss", "accuracy"}, ()),
+    ("autoencoder", {"loss", "ae_loss", "period_loss"}, ("estimation",)),
+    ("estimation", {"loss", "ce_loss", "energy_loss", "accuracy"},
+     ("encoder", "decoder", "period_decoder")),
 ])
 def test_trainer_modes_report_their_losses_and_train_only_their_part(mode, metrics, frozen):
     network = small_network()
@@ -217,13 +249,14 @@ def test_trainer_modes_report_their_losses_and_train_only_their_part(mode, metri
         out = network(arrays(), training=False)
         inputs = {"features": out["features"].numpy(), "observed": out["observed"].numpy()}
     before = {name: [w.numpy().copy() for w in network.get_layer(name).weights]
-              for name in ("encoder", "decoder", "estimation")}
+              for name in ("encoder", "decoder", "period_decoder", "estimation")}
     logs = _fit_one_epoch(network, mode, inputs)
     assert set(logs) == metrics
     assert all(np.isfinite(v) for v in logs.values())
     if "ae_loss" in logs and "ce_loss" in logs:
-        assert logs["loss"] == pytest.approx(logs["ae_loss"] + logs["ce_loss"]
-                                             + 1e-3 * logs["energy_loss"], rel=1e-4)
+        assert logs["loss"] == pytest.approx(logs["ae_loss"] + logs["period_loss"]
+                                             + logs["ce_loss"] + 1e-3 * logs["energy_loss"],
+                                             rel=1e-4)
     for name, weights in before.items():
         changed = any(not np.array_equal(w.numpy(), old)
                       for w, old in zip(network.get_layer(name).weights, weights, strict=True))

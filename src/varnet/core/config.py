@@ -254,6 +254,11 @@ class ModelParams:
     encoder_period: bool = True
     """The encoder sees the (standardised) log10 P at every step beside dt and mag, so the
     embedding can carry the period; the original's lags in days carry it implicitly."""
+    reconstruct_period: bool = True
+    """The autoencoder also reconstructs the standardised log10 P from the embedding (a linear
+    head, its squared error added to L_AE): with lags in phase units the decoder never needs
+    the period, so without this the embedding keeps the shape and drops the time scale that
+    tells a DSCT from an RRc (docs/model.md). false: the paper's autoencoder."""
 
     def __post_init__(self):
         if self.lag_transform not in LAG_TRANSFORMS:
@@ -296,6 +301,8 @@ class TrainParams:
     """``train``: the optimisation and the variants to train."""
 
     lambda_energy: float = 1.0e-3
+    lambda_period: float = 1.0
+    """Weight of the period term beside L_AE (with model.reconstruct_period)."""
     learning_rate: float = 1.0e-2
     batch_size: int = 64
     epochs: int = 25
@@ -328,6 +335,8 @@ class TrainParams:
         for name in ("estimation_epochs", "joint_estimation_epochs", "early_stopping_patience"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.lambda_period < 0:
+            raise ValueError(f"lambda_period must be >= 0, got {self.lambda_period!r}")
         if not self.learning_rate > 0 or self.lambda_energy < 0:
             raise ValueError(f"learning_rate must be > 0 and lambda_energy >= 0, got "
                              f"{self.learning_rate!r} and {self.lambda_energy!r}")

@@ -5,7 +5,15 @@ saved ``model.keras``. Architecture and deviations from the paper: docs/model.md
 """
 
 from varnet.core.config import ModelParams
-from varnet.model.network import AUX_NAMES, PHOT_NAMES, DualTrainer, build_network, feature_names
+from varnet.model.network import (
+    AUX_NAMES,
+    PHOT_NAMES,
+    DualTrainer,
+    autoencoder_layers,
+    build_network,
+    feature_names,
+)
 
-__all__ = ["AUX_NAMES", "PHOT_NAMES", "DualTrainer", "ModelParams", "build_network",
+__all__ = ["AUX_NAMES", "PHOT_NAMES", "DualTrainer", "ModelParams", "autoencoder_layers",
+           "build_network",
            "feature_names"]

@@ -4,7 +4,8 @@
 
     inputs  X (N, T, 2) [dt, normalised mag], aux (N, 3) raw [mean mag, std, log10 P],
             phot (N, 3) [M_G, BP-RP, W_RP] with NaN where missing (photometric variant only)
-    outputs embedding z_e (N, m), reconstruction x_hat (N, T),
+    outputs embedding z_e (N, m), reconstruction x_hat (N, T), [period_reconstruction (N,),
+            the standardised log10 P read back from z_e: model.reconstruct_period]
             features z = [z_e, z_r, aux, phot] (N, l) (the GMM input, l = m + 5 [+ 3]),
             observed (N, l) (0 where a feature was imputed), gamma (N, K)
 
@@ -41,6 +42,7 @@ AUX_NAMES = ("mean_mag", "std_mag", "log10_period")
 PHOT_NAMES = tuple(PHOT_COLUMNS.values())
 PHOT_MISSING = ("mask", "fill99")
 PAPER_FILL_VALUE = 99.0
+RECONSTRUCTED = ("reconstruction", "period_reconstruction")
 _PACKAGE = "varnet"
 
 
@@ -88,6 +90,11 @@ def build_network(cfg: ModelParams, *, n_classes: int, n_steps: int, aux_train: 
             times.append(PhaseHarmonics(cfg.decoder_harmonics, name="phase_harmonics")(phase))
         lag = layers.Concatenate(name="lag_and_phase")(times)
     reconstruction = decoder([embedding, lag])
+    reconstructed = {"reconstruction": reconstruction}
+    if cfg.reconstruct_period:
+        period = layers.Dense(1, name="period_decoder")(embedding)
+        reconstructed["period_reconstruction"] = layers.Reshape(
+            (), name="period_reconstruction")(period)
     recon_features = ReconstructionFeatures(name="reconstruction_features")(mag, reconstruction)
     learned = layers.Concatenate(name="learned_features")([embedding, recon_features])
 
@@ -109,14 +116,26 @@ def build_network(cfg: ModelParams, *, n_classes: int, n_steps: int, aux_train: 
     estimation = build_estimation(n_features, cfg.embedding, n_classes, cfg.estimation_dropout,
                                   indicators)
     gamma = estimation([features, observed])
-    outputs = {"embedding": embedding, "reconstruction": reconstruction, "features": features,
+    outputs = {"embedding": embedding, **reconstructed, "features": features,
                "observed": observed, "gamma": gamma}
     return keras.Model(inputs, outputs, name="varnet")
+
+
+def autoencoder_layers(network: keras.Model) -> list[layers.Layer]:
+    """The encoder, the decoder and, with model.reconstruct_period, the period decoder: what
+    the autoencoder phase trains and a reused autoencoder copies."""
+    return [layer for layer in network.layers
+            if layer.name in ("encoder", "decoder", "period_decoder")]
 
 
 def weighted_mse(x, x_hat, weight):
     """Eq. 1: mean over all N*T entries of w (x - x_hat)^2, w = 1/sigma (docs/method.md §2)."""
     return tf.reduce_mean(weight * tf.square(x - x_hat))
+
+
+def period_mse(aux_values, period_hat):
+    """Squared error of the log10 P read back from the embedding, in standardised units."""
+    return tf.reduce_mean(tf.square(aux_values[:, AUX_NAMES.index("log10_period")] - period_hat))
 
 
 def cross_entropy(label, gamma, class_weight=None):
@@ -133,10 +152,12 @@ def cross_entropy(label, gamma, class_weight=None):
 class DualTrainer(keras.Model):
     """Fits (part of) a network built by :func:`build_network` with the paper's losses.
 
-    ``joint``: L_AE + L_CE + lambda * L_GMM through the whole network, the GMM fitted on each
-    batch from gamma with dropout active (as DAGMM); ``autoencoder``: L_AE on the encoder and
-    decoder only; ``estimation``: L_CE + lambda * L_GMM on the estimation network alone, with
-    inputs {"features", "observed"} precomputed by the frozen autoencoder. Batches are
+    ``joint``: L_AE [+ lambda_period * L_P] + L_CE + lambda * L_GMM through the whole
+    network, the GMM fitted on each batch from gamma with dropout active (as DAGMM);
+    ``autoencoder``: L_AE [+ lambda_period * L_P] on the encoder and decoder (and period
+    decoder) only; ``estimation``: L_CE + lambda * L_GMM on the estimation network alone, with
+    inputs {"features", "observed"} precomputed by the frozen autoencoder. L_P is the squared
+    error of log10 P read back from the embedding (model.reconstruct_period). Batches are
     (inputs, {"label", "weight"}). The trainer is never saved: the network is.
     """
 
@@ -146,7 +167,7 @@ class DualTrainer(keras.Model):
               "estimation": ("loss", "ce_loss", "energy_loss")}
 
     def __init__(self, network: keras.Model, mode: str, lambda_energy: float, jitter: float,
-                 class_weight: np.ndarray | None = None):
+                 class_weight: np.ndarray | None = None, lambda_period: float = 1.0):
         super().__init__(name=f"{mode}_trainer")
         self.class_weight = (None if class_weight is None
                              else tf.constant(class_weight, tf.float32))
@@ -155,15 +176,19 @@ class DualTrainer(keras.Model):
         self.network = network
         self.mode = mode
         self.lambda_energy = float(lambda_energy)
+        self.lambda_period = float(lambda_period)
         self.jitter = float(jitter)
         if mode == "autoencoder":  # the encoder and decoder alone: the estimation network's
             # dropout seeds stay untouched, so a sequential variant's autoencoder phase does not
             # depend on its estimation network (train.reused_autoencoder)
             self.autoencoder = keras.Model(
                 {name: network.input[name] for name in ("X", "aux")},
-                {"reconstruction": network.output["reconstruction"]},
+                {name: network.output[name] for name in RECONSTRUCTED if name in network.output},
                 name="autoencoder")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self._TERMS[mode]}
+        terms = self._TERMS[mode]
+        if mode != "estimation" and "period_reconstruction" in network.output:
+            terms += ("period_loss",)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
         if mode != "autoencoder":
             self.trackers["accuracy"] = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.built = True
@@ -177,8 +202,7 @@ class DualTrainer(keras.Model):
             return self.network.trainable_variables
         if self.mode == "estimation":
             return self.network.get_layer("estimation").trainable_variables
-        return (self.network.get_layer("encoder").trainable_variables
-                + self.network.get_layer("decoder").trainable_variables)
+        return [v for layer in autoencoder_layers(self.network) for v in layer.trainable_variables]
 
     def call(self, inputs, training=False):
         if self.mode == "estimation":
@@ -197,6 +221,10 @@ class DualTrainer(keras.Model):
             terms["ae_loss"] = weighted_mse(inputs["X"][:, :, 1], out["reconstruction"],
                                             targets["weight"])
             loss += terms["ae_loss"]
+            if "period_reconstruction" in out:
+                aux_values, _ = self.network.get_layer("aux_standardize")(inputs["aux"])
+                terms["period_loss"] = period_mse(aux_values, out["period_reconstruction"])
+                loss += self.lambda_period * terms["period_loss"]
         if self.mode != "autoencoder":
             terms["ce_loss"] = cross_entropy(targets["label"], out["gamma"], self.class_weight)
             energy = gmm.fit_energy(out["features"], out["gamma"], out["observed"], self.jitter)

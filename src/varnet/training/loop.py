@@ -123,7 +123,8 @@ class TrainingLoop:
             if self.state["stopped"] or done >= n_epochs:
                 continue
             trainer = DualTrainer(self.network, mode, self.cfg.lambda_energy,
-                                  self.model_cfg.gmm_jitter, self.class_weight)
+                                  self.model_cfg.gmm_jitter, self.class_weight,
+                                  lambda_period=self.cfg.lambda_period)
             steps = steps_per_epoch(len(self.data["train"].index), self.cfg.batch_size)
             rate = learning_rate(self.cfg, n_epochs, steps)
             trainer.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=self.cfg.clipnorm),

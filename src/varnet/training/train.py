@@ -79,7 +79,7 @@ from varnet.core.config import (
 )
 from varnet.core.errors import VarnetError
 from varnet.core.schema import MODEL_FILES, ModelFolder
-from varnet.model import build_network, feature_names, gmm
+from varnet.model import autoencoder_layers, build_network, feature_names, gmm
 from varnet.scoring import calibration, metrics
 from varnet.scoring.calibration import Calibration
 from varnet.scoring.inference import predict
@@ -291,14 +291,14 @@ def _without(train: dict) -> dict:
 
 def reused_autoencoder(source: ModelFolder, network: keras.Model, epochs: int) -> dict:
     """The training state at the end of ``source``'s autoencoder phase, its encoder and decoder
-    variables (dropout seeds included) copied into ``network``.
+    variables (dropout seeds included; the period decoder too) copied into ``network``.
 
     The estimation phase neither trains nor runs (in training mode) the encoder and decoder, so
     the source's final network holds them exactly as its autoencoder phase left them."""
     trained = keras.models.load_model(source.model, compile=False)
-    for part in ("encoder", "decoder"):
-        for mine, theirs in zip(network.get_layer(part).variables,
-                                trained.get_layer(part).variables, strict=True):
+    for part in autoencoder_layers(network):
+        for mine, theirs in zip(part.variables, trained.get_layer(part.name).variables,
+                                strict=True):
             mine.assign(theirs)
     rows = [{k: v for k, v in row.items() if not pd.isna(v)}
             for row in pd.read_csv(source.history).to_dict("records")
