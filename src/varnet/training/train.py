@@ -300,9 +300,10 @@ def reused_autoencoder(source: ModelFolder, network: keras.Model, epochs: int) -
         for mine, theirs in zip(part.variables, trained.get_layer(part.name).variables,
                                 strict=True):
             mine.assign(theirs)
+    # round_trip: the copied rows equal the source's to the bit (pandas' fast parser may not)
+    history = pd.read_csv(source.history, float_precision="round_trip")
     rows = [{k: v for k, v in row.items() if not pd.isna(v)}
-            for row in pd.read_csv(source.history).to_dict("records")
-            if row["phase"] == "autoencoder"]
+            for row in history.to_dict("records") if row["phase"] == "autoencoder"]
     for row in rows:
         row["epoch"] = int(row["epoch"])
     return {"phase": 0, "phase_epochs": len(rows), "epoch": rows[-1]["epoch"],
