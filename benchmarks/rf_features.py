@@ -22,17 +22,17 @@ from sklearn.ensemble import RandomForestClassifier
 from varnet.core import files, schema
 from varnet.core.taxonomy import CLASSES
 from varnet.model.network import AUX_NAMES
+from varnet.scoring import metrics
 
 
 def accuracies(x: np.ndarray, label: np.ndarray, train: np.ndarray, test: np.ndarray
-               ) -> tuple[float, list[float]]:
+               ) -> tuple[float, dict[str, float]]:
     """(test accuracy, test recall per class) of the fixed forest."""
     forest = RandomForestClassifier(250, criterion="entropy", max_features=0.3, random_state=0,
                                     n_jobs=2).fit(x[train], label[train])
     predicted = forest.predict(x[test])
-    recall = [float(np.mean(predicted[label[test] == k] == k)) if np.any(label[test] == k)
-              else float("nan") for k in range(len(CLASSES))]
-    return float(np.mean(predicted == label[test])), recall
+    return (metrics.accuracy(label[test], predicted),
+            metrics.per_class_recall(label[test], predicted))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, x in feature_sets.items():
         accuracy, recall = accuracies(x, label, train, test)
         print(f"| {name} | {100 * accuracy:.1f}% | "
-              + " | ".join(f"{r:.2f}" for r in recall) + " |", flush=True)
+              + " | ".join(f"{recall[name]:.2f}" for name in CLASSES) + " |", flush=True)
     return 0
 
 
