@@ -177,6 +177,9 @@ class DualTrainer(keras.Model):
         self.mode = mode
         self.lambda_energy = float(lambda_energy)
         self.lambda_period = float(lambda_period)
+        # model.reconstruct_period: the network has the head; the estimation mode never runs it
+        self.reconstructs_period = (mode != "estimation"
+                                    and "period_reconstruction" in network.output)
         self.jitter = float(jitter)
         if mode == "autoencoder":  # the encoder and decoder alone: the estimation network's
             # dropout seeds stay untouched, so a sequential variant's autoencoder phase does not
@@ -185,9 +188,7 @@ class DualTrainer(keras.Model):
                 {name: network.input[name] for name in ("X", "aux")},
                 {name: network.output[name] for name in RECONSTRUCTED if name in network.output},
                 name="autoencoder")
-        terms = self._TERMS[mode]
-        if mode != "estimation" and "period_reconstruction" in network.output:
-            terms += ("period_loss",)
+        terms = self._TERMS[mode] + (("period_loss",) if self.reconstructs_period else ())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
         if mode != "autoencoder":
             self.trackers["accuracy"] = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -221,7 +222,7 @@ class DualTrainer(keras.Model):
             terms["ae_loss"] = weighted_mse(inputs["X"][:, :, 1], out["reconstruction"],
                                             targets["weight"])
             loss += terms["ae_loss"]
-            if "period_reconstruction" in out:
+            if self.reconstructs_period:
                 aux_values, _ = self.network.get_layer("aux_standardize")(inputs["aux"])
                 terms["period_loss"] = period_mse(aux_values, out["period_reconstruction"])
                 loss += self.lambda_period * terms["period_loss"]
