@@ -79,7 +79,7 @@ def rf_on_embedding(model_dir: Path, sequences: dict[str, np.ndarray], photometr
     train, test = pred["subset"] == "train", pred["subset"] == "test"
     x = baseline.feature_matrix(pred, sequences, "embedding", photometric)
     label = np.asarray(pred["label"], dtype=np.int64)
-    forest, search, _ = baseline.fit_forest(x[train], label[train], np.asarray(
+    forest, search = baseline.fit_forest(x[train], label[train], np.asarray(
         pred["star_id"])[train], section(BaselineParams, params))
     return {"rf_embedding_test_accuracy": metrics.accuracy(label[test], forest.predict(x[test])),
             "rf_embedding_cv_accuracy": round(float(search.best_score_), 4),

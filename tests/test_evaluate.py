@@ -185,11 +185,31 @@ def test_no_trained_variant_is_a_clear_error(tmp_path):
         evaluate.run(args, {"train": {"variants": VARIANTS}})
 
 
+def test_successive_halving_keeps_a_third_on_three_times_the_sequences_grouped_by_star():
+    """The default search: 9 combinations, the best 3 on 3x the rows, the best on 9x (nearly
+    all); its folds keep each star's sequences on one side, as the full grid's do."""
+    from varnet.core.config import BaselineParams
+
+    rng = np.random.default_rng(0)
+    star = np.repeat(np.arange(150), 2)
+    label = star % 5
+    x = np.column_stack([label + rng.normal(0, 0.3, star.size), rng.normal(size=(star.size, 3))])
+    cfg = BaselineParams(n_estimators=[20], criterion=["gini"], max_features=[0.25, 0.5, 1.0],
+                         min_samples_leaf=[1, 2, 4], cv=3, n_jobs=1)
+    forest, search = baseline.fit_forest(x, label, star, cfg)
+    rounds = baseline.search_rounds(search, star.size)
+    assert [c for c, _ in rounds] == [9, 3, 1]
+    assert rounds[2][1] == 3 * rounds[1][1] == 9 * rounds[0][1] > 0.9 * star.size
+    for train, test in search.cv.split(x, label, groups=star):
+        assert not set(star[train]) & set(star[test])
+    assert (forest.predict(x) == label).mean() > 0.95
+
+
 def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
     root, models, params = workspace
     params = {**params, "baseline": {"n_estimators": [50], "criterion": ["gini"],
-                                     "max_features": [0.3, 0.5], "min_samples_leaf": [1],
-                                     "cv": 2, "n_jobs": 1, "cv_max_sequences": 60}}
+                                     "max_features": [0.2, 0.3, 0.5], "min_samples_leaf": [1],
+                                     "cv": 2, "n_jobs": 1, "search": "grid"}}
     reports = root / "reports"
     args = argparse.Namespace(models=models, sequences=root / "sequences.npz",
                               split=root / "split.npz", reports=reports)
@@ -204,7 +224,9 @@ def test_baseline_reports_both_feature_sets_and_feeds_table2(workspace):
     assert joint["embedding_aux"]["star"]["test_accuracy"] == 1.0
     assert joint["embedding"]["sequence"]["test_accuracy"] < 0.5
     assert joint["embedding_aux"]["n_features"] == 4 + 3
-    assert joint["embedding_aux"]["n_search"] == 48  # 2 of each class's 3 stars; refit on all
+    n_train = int((files.read_npz(models / "joint" / "predictions.npz")["subset"]
+                   == "train").sum())
+    assert joint["embedding_aux"]["search_rounds"] == [[3, n_train]]  # every one on all
     assert set(joint["embedding"]["best_params"]) == {"n_estimators", "criterion",
                                                       "max_features", "min_samples_leaf"}
     assert "| joint | embedding_aux | 100.0% |" in (reports / "baseline.md").read_text()

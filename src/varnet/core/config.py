@@ -383,6 +383,9 @@ class EvaluateParams:
                              f"{self.alphas!r}")
 
 
+SEARCHES = ("halving", "grid")
+
+
 @dataclass(frozen=True)
 class BaselineParams:
     """``baseline``: the random forest's grid search (the paper's 72 combinations)."""
@@ -393,12 +396,17 @@ class BaselineParams:
     min_samples_leaf: list[int] = field(default_factory=lambda: [1, 2, 3])
     cv: int = 3
     seed: int = 0
-    cv_max_sequences: int | None = None
-    """Grid search on a stratified subset of at most this many training sequences, then refit
-    the best on all (null = search on all, as the paper; a subset for paper-scale data)."""
+    search: str = "halving"
+    """halving: successive halving over the grid (factor 3, each round the best third of the
+    candidates on three times the sequences, the last on up to all of them); grid: every
+    combination on every training sequence (the paper)."""
     n_jobs: int = 2
     variants: list[str] | None = None
     """Variants to fit (null = every trained variant of train.variants)."""
+
+    def __post_init__(self) -> None:
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
 
     @property
     def grid(self) -> dict[str, list]:
