@@ -14,6 +14,7 @@ import yaml
 
 from varnet import cli
 from varnet.core import files, schema, taxonomy
+from varnet.core.schema import MODEL_FILES, ModelFolder
 from varnet.prepare.split import split_indices
 from varnet.scoring.calibration import Calibration
 from varnet.scoring.inference import Scorer
@@ -222,6 +223,33 @@ def test_cli_help_and_unknown_variant(project, capsys):
         assert phrase in help_text
     assert cli.main(["train", "nope"]) == 2
     assert "unknown variant 'nope'" in capsys.readouterr().err
+
+
+def test_varnet_train_without_a_variant_trains_every_one_two_at_a_time(project, capsys):
+    """The DVC stage: worker processes, train.jobs at once; `taken` waits for the autoencoder
+    it takes; a finished variant is not trained again; a failing one fails the command."""
+    variants = {"joint": {"mode": "joint"}, "sequential": {"mode": "sequential"},
+                "taken": {"mode": "sequential", "photometric": True,
+                          "autoencoder_from": "sequential"}}
+    params = {**project, "train": {**project["train"], "variants": variants, "jobs": 2}}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert cli.main(["train", "--no-register"]) == 0
+    out = capsys.readouterr().out
+    for name in variants:
+        assert not ModelFolder(Path("models") / name).missing(MODEL_FILES)
+        assert f"[{name}] varnet train {name}: valid accuracy" in out
+    assert out.index("sequential done") < out.index("starting taken")
+    assert files.read_json("models/taken/variant.json")["autoencoder_from"] == "models/sequential"
+    assert cli.main(["train", "--no-register"]) == 0  # after an interrupted stage: the rest
+    assert capsys.readouterr().out.count("is up to date") == 3
+
+    arrays = files.read_npz(schema.SEQUENCES_FILE)  # every worker now fails on its input
+    arrays["X"][files.read_npz(schema.SPLIT_FILE)["train"][0], 0, 1] = np.nan
+    files.write_npz(schema.SEQUENCES_FILE, **arrays)
+    assert cli.main(["train", "joint", "sequential", "--no-register", "--jobs", "2"]) == 2
+    captured = capsys.readouterr()
+    assert "training failed for joint, sequential" in captured.err
+    assert "[joint] varnet train: error: " in captured.out and "non-finite X" in captured.out
 
 
 def network_weights(folder: Path) -> list[np.ndarray]:

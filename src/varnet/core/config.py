@@ -324,12 +324,15 @@ class TrainParams:
     early_stopping_patience: int = 0
     seed: int = 0
     deterministic: bool = True
+    jobs: int = 1
+    """Variants trained at once by `varnet train` of several (each in its own process with
+    cores / jobs threads, training.parallel)."""
     variants: dict[str, VariantParams] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("estimation_epochs", "joint_estimation_epochs", "early_stopping_patience"):

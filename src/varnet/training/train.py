@@ -39,8 +39,12 @@ Paper-scale profile (GRU 96, batch 2000, lr 2e-4, 2000 epochs; a GPU, ~half a da
       -S train.epochs=2000 -S train.estimation_epochs=250 -S train.deterministic=false \\
       -S train.joint_estimation_epochs=0 -S train.lr_schedule=constant -S train.warmup_epochs=0
 
+Several variants (none named: all of params train.variants, the DVC stage) train in worker
+processes, train.jobs at a time (training.parallel).
+
 Examples:
-  varnet train joint                       # one variant (what `dvc repro` runs per variant)
+  varnet train                             # every variant, train.jobs at once (`dvc repro`)
+  varnet train joint                       # one variant, in this process
   varnet train sequential --restart        # ignore an interrupted attempt's checkpoint
   dvc exp run -S model.embedding=32        # an experiment with another embedding size
 """
@@ -86,6 +90,7 @@ from varnet.scoring.inference import predict
 from varnet.training.checkpoint import Checkpoint, run_exists
 from varnet.training.data import SUBSETS, Subset, load_data
 from varnet.training.loop import PREDICT_BATCH, TrainingLoop, log_epoch
+from varnet.training.parallel import train_variants
 
 HISTORY_METRICS = ("loss", "ae_loss", "ce_loss", "energy_loss", "accuracy")
 HISTORY_COLUMNS = ("epoch", "phase", *HISTORY_METRICS, *(f"val_{m}" for m in HISTORY_METRICS),
@@ -202,16 +207,11 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
     folder = ModelFolder(Path(out_dir))
     model_cfg, cfg, variant = resolve(name, params)
     data = load_data(variant.photometric)
-    percentiles = [float(p) for p in section(EvaluateParams, params).percentiles]
     data_version = tracking.data_version([schema.SEQUENCES_FILE, schema.SPLIT_FILE])
-    resolved = {"name": name, "mode": variant.mode, "photometric": variant.photometric,
-                "model": as_dict(model_cfg),
-                "train": {k: v for k, v in as_dict(cfg).items() if k != "variants"}}
+    resolved = trained_config(name, params)
     fingerprint = hashlib.sha256(json.dumps(
-        {**resolved, "percentiles": percentiles, "data": data_version},
-        sort_keys=True).encode()).hexdigest()
-    # variant.json: the data and the code this training read
-    resolved.update(data=provenance.data_fingerprint(), code=provenance.code_fingerprint())
+        {**{k: v for k, v in resolved.items() if k not in ("data", "code")},
+         "data": data_version}, sort_keys=True).encode()).hexdigest()
 
     tracking.configure(params)
     checkpoint = Checkpoint(folder.checkpoint, fingerprint)
@@ -260,12 +260,35 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
         TrainingLoop(network, model_cfg, cfg, variant, data, checkpoint, state, callbacks).run()
         mlflow.log_metric("train_time_s", time.perf_counter() - started)
         registered_model = section(MlflowParams, params).registered_model if register else None
-        result = _finish(name, params, network, model_cfg, data, state, resolved, percentiles,
+        result = _finish(name, params, network, model_cfg, data, state, resolved,
                          folder, registered_model)
         result["run_id"] = run.info.run_id
     checkpoint.remove()
     return result
 
+
+def trained_config(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What variant.json records of a training of ``name`` now: its params, the data and the
+    code it reads (core.provenance)."""
+    model_cfg, cfg, variant = resolve(name, params)
+    return {"name": name, "mode": variant.mode, "photometric": variant.photometric,
+            "model": as_dict(model_cfg),
+            "train": {k: v for k, v in as_dict(cfg).items() if k not in ORCHESTRATION},
+            "percentiles": [float(p) for p in section(EvaluateParams, params).percentiles],
+            "data": provenance.data_fingerprint(), "code": provenance.code_fingerprint()}
+
+
+def is_up_to_date(name: str, params: dict[str, Any], folder: ModelFolder) -> bool:
+    """``folder`` holds a finished training of ``name`` with today's params, data and code."""
+    if folder.missing(MODEL_FILES) or folder.checkpoint.exists():
+        return False
+    recorded = files.read_json(folder.variant)
+    now = json.loads(json.dumps(trained_config(name, params)))
+    return all(recorded.get(key) == value for key, value in now.items())
+
+
+ORCHESTRATION = ("variants", "jobs")
+"""train params that say which trainings run and how many at once, not how one trains."""
 
 AUTOENCODER_INDEPENDENT = ("estimation_epochs", "joint_estimation_epochs")
 """train params that a sequential autoencoder never reads (its estimation phase, joint's)."""
@@ -338,7 +361,7 @@ def _log_inputs(resolved: dict, data: dict[str, Subset], data_version: dict[str,
                          context="training")
 
 
-def _finish(name, params, network, model_cfg, data, state, resolved, percentiles,
+def _finish(name, params, network, model_cfg, data, state, resolved,
             folder: ModelFolder, registered_model) -> dict[str, Any]:
     """Refit the GMM, score every subset, write the model folder (each file replaced
     atomically), log to MLflow and register the model."""
@@ -347,7 +370,8 @@ def _finish(name, params, network, model_cfg, data, state, resolved, percentiles
     if not np.isfinite(train_energy).all():
         raise VarnetError(f"variant {name}: non-finite training energies; the GMM fit failed "
                           "(try a larger model.gmm_jitter)")
-    thresholds = calibration.novelty_thresholds(data["train"].star_id, train_energy, percentiles)
+    thresholds = calibration.novelty_thresholds(data["train"].star_id, train_energy,
+                                                 resolved["percentiles"])
     valid = outputs["valid"]
     if valid is None:
         raise VarnetError(f"variant {name}: no validation sequences to calibrate on")
@@ -401,23 +425,47 @@ def _finish(name, params, network, model_cfg, data, state, resolved, percentiles
 # --- command line -----------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("variant", help="a key of params train.variants, e.g. joint, sequential, "
-                        "joint-phot, sequential-phot")
+    parser.add_argument("variants", nargs="*", metavar="variant",
+                        help="keys of params train.variants, e.g. joint, sequential, "
+                        "joint-phot, sequential-phot (default: all of them, what `dvc repro` "
+                        "runs)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="with several variants: how many train at once, each in its own "
+                        "process with cores/jobs threads (default: params train.jobs)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an interrupted attempt's checkpoint and start over")
     parser.add_argument("--no-register", action="store_true",
                         help="log the run but do not register a model version")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output directory (default: models/<variant>)")
+                        help="output directory of a single variant (default: models/<variant>)")
 
 
 def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    out_dir = args.out or ModelFolder.of(args.variant).root
-    resolve(args.variant, params)  # a bad variant name fails before any work
-    result = train_variant(args.variant, params, out_dir, register=not args.no_register,
+    cfg = section(TrainParams, params)
+    names = list(args.variants or cfg.variants)
+    for name in names:
+        resolve(name, params)  # a bad variant name fails before any work
+    if len(names) > 1:
+        if args.out is not None:
+            raise VarnetError("--out names the folder of one variant; give one variant")
+        jobs = cfg.jobs if args.jobs is None else args.jobs
+        if jobs < 1:
+            raise VarnetError(f"--jobs must be >= 1, got {jobs}")
+        if not args.restart:  # an interrupted `dvc repro` does not retrain finished ones
+            for name in [n for n in names if is_up_to_date(n, params, ModelFolder.of(n))]:
+                print(f"varnet train: {name} is up to date ({ModelFolder.of(name).variant}: "
+                      "the same params, data and code), skipped; --restart retrains it")
+                names.remove(name)
+        flags = [flag for flag, on in (("--restart", args.restart),
+                                       ("--no-register", args.no_register)) if on]
+        if names:
+            train_variants(names, cfg, min(jobs, len(names)), args.params, flags)
+        return 0
+    out_dir = args.out or ModelFolder.of(names[0]).root
+    result = train_variant(names[0], params, out_dir, register=not args.no_register,
                            restart=args.restart)
     version = f", registered as version {result['version']}" if result.get("version") else ""
-    print(f"varnet train {args.variant}: valid accuracy {result['valid_accuracy']:.4f}, "
+    print(f"varnet train {names[0]}: valid accuracy {result['valid_accuracy']:.4f}, "
           f"novelty AUROC {result['novelty_auroc']:.4f} -> {out_dir} "
           f"(MLflow run {result['run_id']}{version})")
     return 0
