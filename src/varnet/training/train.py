@@ -267,23 +267,30 @@ def train_variant(name: str, params: dict[str, Any], out_dir: Path, *, callbacks
     return result
 
 
-def trained_config(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """What variant.json records of a training of ``name`` now: its params, the data and the
-    code it reads (core.provenance)."""
+def inputs_fingerprint() -> dict[str, Any]:
+    """The data and the code a training reads now (core.provenance), as variant.json holds them."""
+    return {"data": provenance.data_fingerprint(), "code": provenance.code_fingerprint()}
+
+
+def trained_config(name: str, params: dict[str, Any], inputs: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """What variant.json records of a training of ``name`` now: its params and ``inputs``
+    (default: inputs_fingerprint(), which hashes the data; pass it once for several)."""
     model_cfg, cfg, variant = resolve(name, params)
     return {"name": name, "mode": variant.mode, "photometric": variant.photometric,
             "model": as_dict(model_cfg),
             "train": {k: v for k, v in as_dict(cfg).items() if k not in ORCHESTRATION},
             "percentiles": [float(p) for p in section(EvaluateParams, params).percentiles],
-            "data": provenance.data_fingerprint(), "code": provenance.code_fingerprint()}
+            **(inputs_fingerprint() if inputs is None else inputs)}
 
 
-def is_up_to_date(name: str, params: dict[str, Any], folder: ModelFolder) -> bool:
-    """``folder`` holds a finished training of ``name`` with today's params, data and code."""
+def is_up_to_date(name: str, params: dict[str, Any], folder: ModelFolder,
+                  inputs: dict[str, Any]) -> bool:
+    """``folder`` holds a finished training of ``name`` with today's params and ``inputs``."""
     if folder.missing(MODEL_FILES) or folder.checkpoint.exists():
         return False
     recorded = files.read_json(folder.variant)
-    now = json.loads(json.dumps(trained_config(name, params)))
+    now = json.loads(json.dumps(trained_config(name, params, inputs)))
     return all(recorded.get(key) == value for key, value in now.items())
 
 
@@ -452,7 +459,9 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> int:
         if jobs < 1:
             raise VarnetError(f"--jobs must be >= 1, got {jobs}")
         if not args.restart:  # an interrupted `dvc repro` does not retrain finished ones
-            for name in [n for n in names if is_up_to_date(n, params, ModelFolder.of(n))]:
+            inputs = inputs_fingerprint()
+            for name in [n for n in names
+                         if is_up_to_date(n, params, ModelFolder.of(n), inputs)]:
                 print(f"varnet train: {name} is up to date ({ModelFolder.of(name).variant}: "
                       "the same params, data and code), skipped; --restart retrains it")
                 names.remove(name)
