@@ -39,7 +39,7 @@ def train_variants(names: Sequence[str], cfg: TrainParams, jobs: int,
     """Run ``varnet train <name>`` for every name, ``jobs`` at a time; raise if any failed."""
     waiting = list(names)
     running: dict[str, tuple[subprocess.Popen, threading.Thread]] = {}
-    done: set[str] = set()
+    finished = 0
     failed: list[str] = []
     env = thread_env(jobs)
     base = [sys.executable, "-m", "varnet.cli",
@@ -61,12 +61,15 @@ def train_variants(names: Sequence[str], cfg: TrainParams, jobs: int,
                 continue
             relay.join()
             del running[name]
-            (done.add if process.returncode == 0 else failed.append)(name)
-            print(f"varnet train: {name} {'done' if process.returncode == 0 else 'FAILED'} "
+            if process.returncode == 0:
+                finished += 1
+            else:
+                failed.append(name)
+            print(f"varnet train: {name} {'FAILED' if process.returncode else 'done'} "
                   f"after {time.perf_counter() - started:.0f} s", flush=True)
     if failed:
         raise VarnetError(f"training failed for {', '.join(sorted(failed))} (its lines above, "
-                          f"prefixed [{failed[0]}]); {len(done)} other variant(s) finished")
+                          f"prefixed [{failed[0]}]); {finished} other variant(s) finished")
 
 
 def _ready(name: str, cfg: TrainParams, waiting: list[str], running: dict) -> bool:
