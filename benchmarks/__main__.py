@@ -1,13 +1,14 @@
 """Run every benchmark, write benchmarks/results/bench.json and bench.md, print the markdown.
 
-    .venv/bin/python -m benchmarks            # what `make bench` runs (7.4 min on 2 free cores,
-                                              # + about 1 min for http_concurrency)
+    .venv/bin/python -m benchmarks            # what `make bench` runs
     .venv/bin/python -m benchmarks --quick    # smallest sizes, a smoke test: results/quick/
     .venv/bin/python -m benchmarks --docs     # also replace the table in docs/results.md
+    .venv/bin/python -m benchmarks --only periods   # rerun one part, keep the others' results
 
 Each benchmark runs in its own process (`python -m benchmarks.<name> --json ...`), so its peak
 memory is its own and TensorFlow state never leaks between them: preprocess, train_speed,
-score_speed, time_to_accuracy, reconstruction, distributed_score, periods, http_concurrency (see
+score_speed, reconstruction (time to reconstruct and to accuracy), distributed_score, periods,
+http_concurrency (see
 each module's docstring). The default
 survey they share is prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The
 real-survey tables are separate commands (benchmarks.real_surveys), minutes to an hour each.
@@ -27,20 +28,14 @@ from benchmarks import common
 from varnet import OFFLINE_ENV
 from varnet.core import files
 
-BENCHMARKS = ("preprocess", "train_speed", "score_speed", "time_to_accuracy", "reconstruction",
-              "distributed_score", "periods", "http_concurrency")
-TTA_OVERLAY = "benchmarks/fast-cpu.yaml"
-"""The time-to-accuracy run: params.yaml with a cosine decay (see that file), capped at TTA_EPOCHS
-(~3 s per epoch on two free cores)."""
-TTA_EPOCHS = 120
+BENCHMARKS = ("preprocess", "train_speed", "score_speed", "reconstruction", "distributed_score",
+              "periods", "http_concurrency")
 
 
 def run_one(name: str, quick: bool, out: Path) -> dict:
     command = [sys.executable, "-m", f"benchmarks.{name}", "--json", str(out)]
     if quick:
         command.append("--quick")
-    if name == "time_to_accuracy":
-        command += ["--overlay", TTA_OVERLAY] + ([] if quick else ["--epochs", str(TTA_EPOCHS)])
     started = time.perf_counter()
     print(f"[bench] {name} ...", flush=True)
     completed = subprocess.run(command, cwd=common.ROOT, env={**os.environ, **OFFLINE_ENV},
@@ -90,20 +85,22 @@ def markdown(results: dict) -> str:
               f"{pre['sizes'][-1]['stars']:,} stars (1 = linear).", ""]
 
     train = results["train_speed"]
-    model = train["model"]
-    lines += [f"**Training throughput**, paper-size joint network (GRU {model['gru_units']}"
-              f" x {model['gru_layers']}, m = {model['embedding']}, "
-              f"T = {train['sequence_length']}; `python -m benchmarks.train_speed`). "
-              f"{train['flop_per_sequence'] / 1e6:.1f} MFLOP per training sequence "
+    lines += ["**Training throughput** of the joint network (`python -m benchmarks.train_speed`): "
+              "params.yaml's (default) and the paper's size, "
+              f"T = {train['sequence_length']}; GFLOP from each network's GRU kernels "
               f"({train['flop_formula']}); matmul ceiling {train['ceiling_gflops']} GFLOP/s "
               f"(float32 2048², best of TF {train['ceiling_before']['tf_gflops']} / NumPy "
               f"{train['ceiling_before']['numpy_gflops']} before, "
               f"{train['ceiling_after']['tf_gflops']} / {train['ceiling_after']['numpy_gflops']}"
               f" after). Peak memory {train['peak_rss_mib']:.0f} MiB.", "",
-              "| batch | sequences/s (tf.data) | fraction of ceiling | sequences/s (in-memory "
-              "step) | fraction | first step s | load |", "|---|---|---|---|---|---|---|"]
+              "| network | batch | MFLOP per sequence | sequences/s (tf.data) | fraction of "
+              "ceiling | sequences/s (in-memory step) | fraction | first step s | load |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in train["batches"]:
-        lines.append(f"| {row['batch_size']} | **{_f(row['pipeline_sequences_per_s'])}** | "
+        lines.append(f"| {row['network']} (GRU {row['gru_units']} x {row['gru_layers']}, m = "
+                     f"{row['embedding']}) | {row['batch_size']} | "
+                     f"{row['flop_per_sequence'] / 1e6:.1f} | "
+                     f"**{_f(row['pipeline_sequences_per_s'])}** | "
                      f"**{row['pipeline_fraction_of_ceiling']:.1%}** | "
                      f"{_f(row['compute_sequences_per_s'])} | "
                      f"{row['compute_fraction_of_ceiling']:.1%} | {row['first_step_s']} | "
@@ -131,60 +128,46 @@ def markdown(results: dict) -> str:
     lines += ["", "Stars sent without a period: Lomb-Scargle (`varnet.prepare.periods`) alone runs "
               f"at {ls['stars_per_s']} stars/s ({ls['stars']} stars).", ""]
 
-    tta = results["time_to_accuracy"]
-    paper = tta["paper"]
-    train_cfg = tta["train"]
-    lines += [f"**Time to accuracy** on the default survey (`{tta['command']}`): joint variant, "
-              f"GRU {tta['model']['gru_units']}, batch {train_cfg['batch_size']}, lr "
-              f"{train_cfg['learning_rate']:g} ({train_cfg.get('lr_schedule', 'constant')}), "
-              f"{tta['survey']['train_sequences']:,} training / "
-              f"{tta['survey']['valid_sequences']:,} validation sequences (split by star), "
-              f"{tta['steps_per_epoch']} steps per epoch; {tta['epochs_run']} epochs in "
-              f"{tta['total_s'] / 60:.1f} min; the targets are read from the per-epoch "
-              f"validation accuracy, the final model scores {tta['test_accuracy']:.1%} test "
-              f"accuracy, novelty AUROC {tta['test_novelty_auroc']:.3f} (test vs novel_test). "
-              f"Paper: its released log ({paper['epochs']} epochs, batch "
-              f"{paper['batch_size']}, {paper['train_sequences']:,} training sequences, split "
-              "by sequence, GPU).", "",
-              "| validation accuracy | epoch (ours) | steps | wall (ours) | epoch (paper) | "
-              "wall (paper) | ours / paper epochs |", "|---|---|---|---|---|---|---|"]
-    for target, reached in tta["reached"].items():
-        paper_epoch = paper["epoch_index"].get(target)
-        paper_wall = paper.get("wall_h", {}).get(target)
-        if reached is None:
-            ours = f"not reached in {tta['epochs_run']}"
-            lines.append(f"| {float(target):.0%} | {ours} | — | — | {paper_epoch} | "
-                         f"{_f(paper_wall, 1)} h | — |")
-        else:
-            lines.append(f"| {float(target):.0%} | **{reached['epoch_index']}** | "
-                         f"{reached['steps']:,} | {reached['wall_s'] / 60:.1f} min | "
-                         f"{paper_epoch} | {_f(paper_wall, 1)} h | "
-                         f"{(reached['epoch_index'] + 1) / (paper_epoch + 1):.2f} |")
-    lines += ["", "Epoch indices are 0-based, as in the paper's log.", ""]
-
     rec = results["reconstruction"]
-    ref = rec["fourier_reference"]
-    lines += [f"**Time to reconstruct** on the default survey (`{rec['command']}`, params.yaml "
-              f"as is: GRU {rec['model']['gru_units']}, batch {rec['train']['batch_size']}, "
-              f"{rec['train']['epochs']} epochs, decoder phase "
-              f"{'on' if rec['model'].get('decoder_phase') else 'off'}). Reference: a "
-              f"{ref['harmonics']}-harmonic Fourier fit in phase per sequence, median weighted "
-              f"R² {ref['median_valid_r2']:.3f} on validation and {ref['median_test_r2']:.3f} "
-              f"on test; target 0.9 x that = {rec['target_r2']['valid']:.3f} / "
-              f"{rec['target_r2']['test']:.3f} (reached: the per-epoch validation R²; final "
-              "columns: the test set).", "",
-              "| variant | target reached at | wall to target | final median R² (valid / test) "
-              "| test accuracy | RF on the embedding (test) | novelty AUROC (test) | train s |",
-              "|---|---|---|---|---|---|---|---|"]
+    ref, paper, cfg = rec["fourier_reference"], rec["paper"], rec["train"]
+    lines += [f"**Time to reconstruct and to accuracy** on the default survey "
+              f"(`{rec['command']}`, params.yaml as is: GRU {rec['model']['gru_units']}, batch "
+              f"{cfg['batch_size']}, lr {cfg['learning_rate']:g} ({cfg['lr_schedule']}), "
+              f"{cfg['epochs']} epochs of the autoencoder (joint: with the classifier), then "
+              f"{cfg['estimation_epochs']} of the estimation network; "
+              f"{rec['survey']['train_sequences']:,} training / "
+              f"{rec['survey']['valid_sequences']:,} validation sequences, split by star). "
+              f"R² reference: a {ref['harmonics']}-harmonic Fourier fit in phase per sequence, "
+              f"median weighted R² {ref['median_valid_r2']:.3f} on validation and "
+              f"{ref['median_test_r2']:.3f} on test; target 0.9 x that = "
+              f"{rec['target_r2']['valid']:.3f} / {rec['target_r2']['test']:.3f}. Targets are "
+              "read from the per-epoch validation figures; wall = the training epochs' time, "
+              "the variant alone on the machine; the final columns are the test set.", "",
+              "| variant | R² target at | wall | 95 % at | wall | 98 % at | wall | final R² "
+              "(valid / test) | test accuracy | RF on the embedding (test) | novelty AUROC "
+              "(test) | train s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def at(reached: dict | None) -> str:
+        if reached is None:
+            return "not reached | —"
+        return (f"epoch {reached['epoch_index']} ({reached['phase']}) | "
+                f"**{reached['wall_s'] / 60:.1f} min**")
+
     for r in rec["runs"]:
-        reached = r["reached"]
-        at = ("not reached" if reached is None
-              else f"epoch {reached['epoch']} ({reached['phase']})")
-        wall = "—" if reached is None else f"{reached['wall_s'] / 60:.1f} min"
-        lines.append(f"| {r['variant']} | {at} | {wall} | {r['valid_recon_r2']:.3f} / "
+        accuracy = r["accuracy_reached"]
+        lines.append(f"| {r['variant']} | {at(r['reached'])} | {at(accuracy['0.95'])} | "
+                     f"{at(accuracy['0.98'])} | {r['valid_recon_r2']:.3f} / "
                      f"**{r['test_recon_r2']:.3f}** | {r['test_accuracy']:.1%} | "
                      f"{r['rf_embedding_test_accuracy']:.1%} | {r['test_novelty_auroc']:.3f} | "
                      f"{r['total_s']:.0f} |")
+    walls = paper.get("wall_h", {})
+    lines += ["", f"Epoch indices are 0-based, as in the paper's log. The paper's released run "
+              f"({paper['epochs']} epochs of batch {paper['batch_size']}, "
+              f"{paper['train_sequences']:,} training sequences, split by sequence, GPU) first "
+              "reached "
+              + " and ".join(f"{float(t):.0%} at epoch {e}"
+                             + (f" ({walls[t]:.1f} h)" if t in walls else "")
+                             for t, e in paper["epoch_index"].items()) + ".", ""]
     lines += ["", *distributed_markdown(results["distributed_score"])]
     lines += periods_markdown(results["periods"])
     lines += http_markdown(results["http_concurrency"])

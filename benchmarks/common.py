@@ -117,25 +117,31 @@ def matmul_ceiling(n: int = 2048, repeats: int = 5) -> dict[str, float]:
             "ceiling_gflops": round(max(tf_rate, np_rate), 1)}
 
 
-def gru_layer_inputs(gru_units: int, gru_layers: int, embedding: int) -> list[int]:
-    """Input width of each GRU of the autoencoder: encoder [dt, mag] then hidden; decoder
-    [dt, z_e] then hidden (autoencoder.py)."""
-    encoder = [2] + [gru_units] * (gru_layers - 1)
-    decoder = [1 + embedding] + [gru_units] * (gru_layers - 1)
-    return encoder + decoder
+def gru_layer_inputs(network) -> list[tuple[int, int]]:
+    """(input width, units) of every GRU of a built network (encoder then decoder), read from
+    its kernels: the widths follow the model options (log P for the encoder, the decoder's
+    phase and harmonics) without restating them here."""
+    import keras
+
+    def walk(layer):
+        if isinstance(layer, keras.layers.GRU):
+            kernel = layer.cell.kernel.shape
+            yield int(kernel[0]), int(kernel[1]) // 3
+        for child in getattr(layer, "layers", []):
+            yield from walk(child)
+
+    return list(walk(network))
 
 
-def gru_flop_per_sequence(gru_units: int, gru_layers: int, embedding: int, steps: int,
-                          training: bool) -> float:
-    """FLOP of the GRU layers for one sequence.
+def gru_flop_per_sequence(network, steps: int, training: bool) -> float:
+    """FLOP of the GRU layers of ``network`` for one sequence of ``steps`` points.
 
     forward = sum over layers of T * 3 gates * (input * units + units^2) * 2 (multiply + add);
     training = 3 x forward (the backward pass costs two forward passes: gradients with respect
     to the inputs and to the weights). Dense layers, the estimation network and the GMM add
     < 1% at the paper's size and are not counted.
     """
-    per_step = sum(3 * (n_in * gru_units + gru_units**2) * 2
-                   for n_in in gru_layer_inputs(gru_units, gru_layers, embedding))
+    per_step = sum(3 * (n_in * units + units**2) * 2 for n_in, units in gru_layer_inputs(network))
     return per_step * steps * (3 if training else 1)
 
 

@@ -132,8 +132,7 @@ def measure(model_dir: Path, frame: pd.DataFrame, ceiling: float, repeats: int) 
     network_s = time.perf_counter() - started
 
     variant = json.loads((model_dir / "variant.json").read_text())["model"]
-    flop = common.gru_flop_per_sequence(variant["gru_units"], variant["gru_layers"],
-                                        variant["embedding"], prep.length, training=False)
+    flop = common.gru_flop_per_sequence(scorer.network, prep.length, training=False)
     end_to_end = n_sequences / total
     network_rate = len(arrays["X"]) / network_s
     return {"gru_units": variant["gru_units"], "stars": n_stars, "sequences": n_sequences,

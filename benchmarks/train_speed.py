@@ -1,18 +1,20 @@
-"""Training throughput of the paper-size joint network on this CPU, against the matmul ceiling.
+"""Training throughput of the joint network on this CPU, against the matmul ceiling, at both sizes.
 
-The network is the released run's (2 x GRU(96) encoder and decoder, m = 16, estimation net,
-GMM energy; params.yaml `model` otherwise) on 200-point sequences of the default survey's
-training set, trained by `varnet.model.DualTrainer` in joint mode (L_AE + L_CE + lambda L_GMM,
-Adam), as `varnet train joint` does. Two figures per batch size:
+Two networks: params.yaml's `model` (the default, `make run`'s) and the released run's size
+(2 x GRU(96) encoder and decoder, m = 16; params.yaml `model` otherwise), on 200-point sequences
+of the default survey's training set, trained by `varnet.model.DualTrainer` in joint mode
+(L_AE + L_CE + lambda L_GMM, Adam), as `varnet train joint` does. Two figures per batch size:
 
   pipeline  `fit` on the tf.data pipeline `varnet train` builds (shuffle, batch, prefetch)
   compute   the compiled train step on one batch already in memory (no input pipeline)
 
-sequences/s is converted to GFLOP/s with the GRU FLOP count of benchmarks.common
-(training = 3 x forward; forward = sum over GRU layers of T * 3 * (in*u + u^2) * 2) and
-divided by the float32 matmul ceiling measured in the same process just before and after.
+sequences/s is converted to GFLOP/s with the GRU FLOP count of benchmarks.common, read from
+each built network (training = 3 x forward; forward = sum over GRU layers of
+T * 3 * (in*u + u^2) * 2) and divided by the float32 matmul ceiling measured in the same
+process just before and after.
 
-    .venv/bin/python -m benchmarks.train_speed            # batch 256 and 500, 3 timed steps
+    .venv/bin/python -m benchmarks.train_speed            # default: params' batch and 256;
+                                                         # paper size: 256 and 500; 3 timed steps
     .venv/bin/python -m benchmarks.train_speed --quick
 """
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from benchmarks import common
 
-BATCH_SIZES = (256, 500)
+PAPER_BATCH_SIZES = (256, 500)
 TIMED_STEPS = 3
 
 
@@ -48,7 +50,8 @@ def _repeat_to(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 
 def measure(batch_size: int, steps: int, data: dict[str, np.ndarray], model_params: dict,
             learning_rate: float, lambda_energy: float) -> dict:
-    """pipeline and compute sequences/s of the joint train step at one batch size."""
+    """pipeline and compute sequences/s of the joint train step at one batch size, and the
+    network's GRU FLOP per training sequence."""
     import keras
     import tensorflow as tf
 
@@ -89,45 +92,42 @@ def measure(batch_size: int, steps: int, data: dict[str, np.ndarray], model_para
     return {"batch_size": batch_size, "first_step_s": round(first_step_s, 2),
             "pipeline_sequences_per_s": round(batch_size / pipeline_s, 1),
             "compute_sequences_per_s": round(batch_size / min(times), 1),
-            "parameters": int(network.count_params())}
+            "parameters": int(network.count_params()),
+            "flop_per_sequence": common.gru_flop_per_sequence(network, data["X"].shape[1],
+                                                              training=True),
+            "gru_inputs": common.gru_layer_inputs(network)}
 
 
 def run(quick: bool = False) -> dict:
     params = common.root_params()
     survey = common.default_survey()
-    model_params = {**params["model"], **common.PAPER_MODEL}
     machine = common.machine()
     data = _train_arrays(common.WORK_DIR / "default")
-    steps_len = data["X"].shape[1]
-    flop = common.gru_flop_per_sequence(model_params["gru_units"], model_params["gru_layers"],
-                                        model_params["embedding"], steps_len, training=True)
+    batch = params["train"]["batch_size"]
+    networks = {"default": ({}, (batch, 256)), "paper": (common.PAPER_MODEL, PAPER_BATCH_SIZES)}
     ceiling_before = common.matmul_ceiling()
     rows = []
-    for batch_size in ((64,) if quick else BATCH_SIZES):
-        row = measure(batch_size, 1 if quick else TIMED_STEPS, data, model_params,
-                      params["train"]["learning_rate"], params["train"]["lambda_energy"])
-        row["load"] = common.load()
-        rows.append(row)
+    for name, (size, batch_sizes) in networks.items():
+        model_params = {**params["model"], **size}
+        for batch_size in ((64,) if quick else batch_sizes):
+            row = measure(batch_size, 1 if quick else TIMED_STEPS, data, model_params,
+                          params["train"]["learning_rate"], params["train"]["lambda_energy"])
+            rows.append({"network": name, **{k: model_params[k] for k in (
+                "gru_units", "gru_layers", "embedding")}, **row, "load": common.load()})
     ceiling_after = common.matmul_ceiling()
     ceiling = (ceiling_before["ceiling_gflops"] + ceiling_after["ceiling_gflops"]) / 2
     for row in rows:
         for kind in ("pipeline", "compute"):
-            gflops = row[f"{kind}_sequences_per_s"] * flop / 1e9
+            gflops = row[f"{kind}_sequences_per_s"] * row["flop_per_sequence"] / 1e9
             row[f"{kind}_gflops"] = round(gflops, 2)
             row[f"{kind}_fraction_of_ceiling"] = round(gflops / ceiling, 4)
-    best = max(rows, key=lambda r: r["pipeline_sequences_per_s"])
     return {"benchmark": "train_speed", "machine": machine,
             "command": "python -m benchmarks.train_speed" + (" --quick" if quick else ""),
-            "model": model_params, "sequence_length": steps_len,
+            "sequence_length": int(data["X"].shape[1]),
             "train_sequences": survey["train_sequences"],
-            "flop_per_sequence": flop, "flop_formula": "3 x sum_layers T*3*(in*u+u^2)*2",
-            "gru_inputs": common.gru_layer_inputs(model_params["gru_units"],
-                                                  model_params["gru_layers"],
-                                                  model_params["embedding"]),
+            "flop_formula": "3 x sum_layers T*3*(in*u+u^2)*2",
             "ceiling_before": ceiling_before, "ceiling_after": ceiling_after,
             "ceiling_gflops": round(ceiling, 1), "batches": rows,
-            "best": {k: best[k] for k in ("batch_size", "pipeline_sequences_per_s",
-                                          "pipeline_fraction_of_ceiling")},
             "load_after": common.load()}
 
 
