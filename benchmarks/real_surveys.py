@@ -29,12 +29,11 @@ other classes, and score the novel_test half of c's stars against the test stars
 classes by the GMM energy: AUROC (threshold-free), per sequence and per star (mean energy),
 and the conformal flag's false-alarm rate and recall at alpha = 0.05 (per star).
 
-Recipe: params.yaml's model and train sections as they are (GRU 32 x 2, m = 32, lr 1e-2 with a
-cosine decay, batch 64, 25 epochs, the encoder sees log10 P, the decoder the phase and 4
-harmonics), with each survey's "budget" over them (--epochs overrides): Stripe 82 50 epochs
-(~750 training sequences of 50 points, 12 steps an epoch), Gaia 60 epochs of batch 32 (~350
-of 40 points), EROS-1 the defaults (~4,200 of 100 points), so that each table takes 5-20 min
-on 2 free cores, not the paper's 2,000 epochs.
+Recipe: params.yaml's model and train sections as they are (each table states them), with each
+survey's "budget" over them (--epochs overrides): Stripe 82 50 epochs (~750 training sequences
+of 50 points, 12 steps an epoch), Gaia 60 epochs of batch 32 (~350 of 40 points), EROS-1 the
+defaults (~4,200 of 100 points), so that each table takes minutes on 2 free cores (EROS-1 with
+its novelty runs: the better part of an hour), not the paper's 2,000 epochs.
 
 Writes benchmarks/results/real-<survey>.json and .md, prints the markdown, and replaces the
 survey's section of docs/results.md (between its BEGIN/END markers) unless --no-docs.
@@ -381,10 +380,19 @@ def recipe_text(recipe: dict) -> str:
     decoder = ("phase" + (f" + {model['decoder_harmonics']} harmonics"
                           if model["decoder_harmonics"] else "")
                if model["decoder_phase"] else "dt only")
-    return (f"GRU {model['gru_units']} x {model['gru_layers']}, m = {model['embedding']}, "
-            f"{train['epochs']} epochs of batch {train['batch_size']}, lr "
-            f"{train['learning_rate']:g} ({train['lr_schedule']}), encoder sees log10 P: "
-            f"{'yes' if model['encoder_period'] else 'no'}, decoder: {decoder}")
+    text = (f"GRU {model['gru_units']} x {model['gru_layers']}, m = {model['embedding']}, "
+            f"{train['epochs']} joint epochs of batch {train['batch_size']}, lr "
+            f"{train['learning_rate']:g} ({train['lr_schedule']}"
+            + (f", {train['warmup_epochs']} warm-up" if train.get("warmup_epochs") else "")
+            + f"), encoder sees log10 P: {'yes' if model['encoder_period'] else 'no'}")
+    if model.get("reconstruct_period"):
+        text += f" and reads it back (weight {train['lambda_period']:g})"
+    text += f", decoder: {decoder}"
+    if train.get("joint_estimation_epochs"):
+        text += f"; then {train['joint_estimation_epochs']} epochs of the estimation network alone"
+    if train.get("class_weight"):
+        text += f"; class weights {train['class_weight']}"
+    return text
 
 
 def _num(value) -> str:
