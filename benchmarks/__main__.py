@@ -57,16 +57,19 @@ def _f(value, digits: int = 1) -> str:
 
 def markdown(results: dict) -> str:
     machine = results["machine"]
-    runs = "; ".join(
-        f"{name} {results[name]['machine']['date'][11:16]} ({results[name]['wall_s'] / 60:.0f} "
-        f"min, load {results[name]['machine']['load_average'][0]} at its start)"
-        for name in BENCHMARKS)
+    def when(name: str) -> str:
+        part = results[name]
+        minutes = f", {part['wall_s'] / 60:.0f} min" if "wall_s" in part else ""
+        return (f"{name} {part['machine']['date'][:16]} at {part['machine']['git_commit']} (load "
+                f"{part['machine']['load_average'][0]} at its start{minutes})")
+
+    runs = "; ".join(when(name) for name in BENCHMARKS)
     lines = [
         f"Measured {machine['date'][:10]} on {machine['cpu']}, {machine['cores']} cores, "
         f"{machine['memory_gib']} GiB, TensorFlow {machine['versions'].get('tensorflow')}, "
-        f"commit {machine['git_commit']}, by `python -m benchmarks` (each part also runs alone "
-        f"as `python -m benchmarks.<part>`). Parts, UTC: {runs}. Load average: 2 = both cores "
-        "busy.",
+        f"by `python -m benchmarks` (each part also runs alone as `python -m "
+        f"benchmarks.<part>`; `--only` reruns some and keeps the others). Parts, UTC, with the "
+        f"commit each ran: {runs}. Load average: 2 = both cores busy.",
         "",
     ]
     pre = results["preprocess"]
@@ -272,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = out_dir / "bench.json"
     results = json.loads(previous.read_text()) if previous.is_file() else {}
+    # a part that is no longer one of BENCHMARKS leaves the table
+    results = {k: v for k, v in results.items()
+               if k in BENCHMARKS or not (isinstance(v, dict) and "benchmark" in v)}
+    for name in BENCHMARKS:  # a part run alone (python -m benchmarks.<name> --json) counts too
+        part = out_dir / f"{name}.json"
+        if name not in results and part.is_file():
+            results[name] = json.loads(part.read_text())
     if args.only:  # a run; with no names, only a re-render of what the last run measured
         results["machine"] = common.machine()
         print("[bench] preparing the default survey ...", flush=True)
@@ -284,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         results["load_end"] = common.load()
         results["total_s"] = round(time.perf_counter() - started, 1)
-        results["command"] = "python -m benchmarks" + (" --quick" if args.quick else "")
+        results["command"] = ("python -m benchmarks" + (" --quick" if args.quick else "")
+                              + ("" if len(args.only) == len(BENCHMARKS)
+                                 else " --only " + " ".join(args.only)))
         files.write_json(results, out_dir / "bench.json")
     text = markdown(results)
     (out_dir / "bench.md").write_text(text)
