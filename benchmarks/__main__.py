@@ -32,7 +32,8 @@ BENCHMARKS = ("preprocess", "train_speed", "score_speed", "reconstruction", "dis
               "periods", "http_concurrency")
 
 
-def run_one(name: str, quick: bool, out: Path) -> dict:
+def run_one(name: str, quick: bool, out: Path) -> None:
+    """Run one part in its own process; its result, with the part's wall time, lands in ``out``."""
     command = [sys.executable, "-m", f"benchmarks.{name}", "--json", str(out)]
     if quick:
         command.append("--quick")
@@ -45,8 +46,15 @@ def run_one(name: str, quick: bool, out: Path) -> dict:
         raise SystemExit(f"[bench] {name} failed (exit {completed.returncode}):\n{tail}")
     result = json.loads(out.read_text())
     result["wall_s"] = round(time.perf_counter() - started, 1)
+    files.write_json(result, out)
     print(f"[bench] {name} done in {result['wall_s']:.0f} s", flush=True)
-    return result
+
+
+def read_parts(out_dir: Path) -> dict:
+    """The last result of each part: its own ``<part>.json``, however it was run (here, by
+    ``--only`` or alone as ``python -m benchmarks.<part> --json``)."""
+    return {name: json.loads((out_dir / f"{name}.json").read_text())
+            for name in BENCHMARKS if (out_dir / f"{name}.json").is_file()}
 
 
 def _f(value, digits: int = 1) -> str:
@@ -56,7 +64,7 @@ def _f(value, digits: int = 1) -> str:
 
 
 def markdown(results: dict) -> str:
-    machine = results["machine"]
+    machine = max((results[name]["machine"] for name in BENCHMARKS), key=lambda m: m["date"])
     def when(name: str) -> str:
         part = results[name]
         minutes = f", {part['wall_s'] / 60:.0f} min" if "wall_s" in part else ""
@@ -266,37 +274,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", action="store_true",
                         help="replace the benchmark section of docs/results.md")
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, default=list(BENCHMARKS),
-                        help="run these; the others are read from the last bench.json "
-                             "(--only with no name re-renders bench.md from bench.json)")
+                        help="run these; the others are read from their last "
+                             "results/<part>.json (--only with no name re-renders bench.md)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     # a smoke test must not overwrite the measured results (quick/ is git-ignored)
     out_dir = common.RESULTS_DIR / "quick" if args.quick else common.RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    previous = out_dir / "bench.json"
-    results = json.loads(previous.read_text()) if previous.is_file() else {}
-    # a part that is no longer one of BENCHMARKS leaves the table
-    results = {k: v for k, v in results.items()
-               if k in BENCHMARKS or not (isinstance(v, dict) and "benchmark" in v)}
-    for name in BENCHMARKS:  # a part run alone (python -m benchmarks.<name> --json) counts too
-        part = out_dir / f"{name}.json"
-        if name not in results and part.is_file():
-            results[name] = json.loads(part.read_text())
-    if args.only:  # a run; with no names, only a re-render of what the last run measured
-        results["machine"] = common.machine()
+    if args.only:  # a run; with no names, only a re-render of what the parts measured
         print("[bench] preparing the default survey ...", flush=True)
         common.default_survey()
         for name in args.only:
-            results[name] = run_one(name, args.quick, out_dir / f"{name}.json")
+            run_one(name, args.quick, out_dir / f"{name}.json")
+    results = read_parts(out_dir)
     missing = [n for n in BENCHMARKS if n not in results]
     if missing:
         raise SystemExit(f"[bench] no results for {missing}: run them (drop --only)")
     if args.only:
-        results["load_end"] = common.load()
-        results["total_s"] = round(time.perf_counter() - started, 1)
         results["command"] = ("python -m benchmarks" + (" --quick" if args.quick else "")
                               + ("" if len(args.only) == len(BENCHMARKS)
                                  else " --only " + " ".join(args.only)))
+        results["total_s"] = round(time.perf_counter() - started, 1)
         files.write_json(results, out_dir / "bench.json")
     text = markdown(results)
     (out_dir / "bench.md").write_text(text)
