@@ -3,12 +3,20 @@ and a slice of the real catalogs of ../shared/data (skipped when absent)."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from varnet.core.errors import VarnetError
-from varnet.prepare.periods import _chi2, _phasors, _time_step, lomb_scargle_period
+from varnet.prepare.periods import (
+    _chi2,
+    _keep_freed_memory,
+    _phasors,
+    _time_step,
+    lomb_scargle_period,
+)
 
 
 def survey_times(n: int, nights: float, seed: int) -> np.ndarray:
@@ -117,6 +125,12 @@ def test_light_curves_that_cannot_give_a_period_are_refused(change, message):
     mag = 13 + 0.2 * np.sin(t)
     with pytest.raises(VarnetError, match=message):
         lomb_scargle_period(*change(t, mag, np.full(50, 0.05)))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_the_search_keeps_freed_memory_for_the_next_star():
+    """glibc takes the thresholds (mallopt returns 0 for a value it refuses)."""
+    assert _keep_freed_memory()
 
 
 def test_band_labels_must_match_the_points():

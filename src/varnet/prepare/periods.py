@@ -39,6 +39,9 @@ orbital period, one with two equal narrow eclipses at half of it (indistinguisha
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 import numpy as np
 
 from varnet.core.errors import VarnetError
@@ -75,6 +78,10 @@ A21_RANGE = (0.05, 0.5)
 """Symmetric test (4b); above 0.5 (narrow eclipses) an invisible secondary is as likely as an
 equal one, and EROS-1's Algols are mostly the former."""
 MIN_POINTS = 10
+HEAP_KEEP_BYTES = (32 << 20, 128 << 20)
+"""glibc's mmap and trim thresholds while searching (``_keep_freed_memory``): blocks up to 32
+MiB (the fine grid of MAX_FREQUENCIES) come from the heap, and up to 128 MiB of freed heap
+stays with the process."""
 
 
 def lomb_scargle_period(t: np.ndarray, mag: np.ndarray, err: np.ndarray,
@@ -86,6 +93,7 @@ def lomb_scargle_period(t: np.ndarray, mag: np.ndarray, err: np.ndarray,
     """
     import nifty_ls
 
+    _keep_freed_memory()
     t, mag, err, band = _checked(t, mag, err, band)
     baseline = float(t.max() - t.min())
     f_max = 1.0 / MIN_PERIOD
@@ -111,6 +119,24 @@ def lomb_scargle_period(t: np.ndarray, mag: np.ndarray, err: np.ndarray,
     peaks = peaks[power[peaks] >= CANDIDATE_POWER * power[peaks].max()]
     freqs, chi2 = _zoom(bands, f_min + df * peaks, df, (f_min, f_max))
     return _period_or_double(bands, float(freqs[np.argmin(chi2)]))
+
+
+@functools.cache
+def _keep_freed_memory() -> bool:
+    """Have glibc keep freed multi-MB blocks for reuse (once per process; False where the C
+    library has no ``mallopt``).
+
+    Each periodogram allocates and frees a few MB (FINUFFT's fine grid, 3.3 MB for a 3-year
+    baseline, and the power arrays). By default glibc maps such blocks afresh and returns them
+    on free (Dask workers even trim at 64 kB), so every star faults its pages in again:
+    ~3,500 page faults a ZTF-like star, a third of the periodogram's time (docs/periods.md).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mmap_threshold, trim_threshold = HEAP_KEEP_BYTES
+    return bool(mallopt(-3, mmap_threshold) and mallopt(-1, trim_threshold))   # M_MMAP_, M_TRIM_
 
 
 def _checked(t, mag, err, band):
