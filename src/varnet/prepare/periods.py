@@ -111,14 +111,30 @@ def lomb_scargle_period(t: np.ndarray, mag: np.ndarray, err: np.ndarray,
                                  Nf=n_freq, fit_mean=False, nthreads=1,
                                  finufft_kwargs={"eps": 1e-5}).power
     power[~((power >= 0) & (power <= 1))] = 0.0   # degenerate sampling at that frequency
-    peaks = np.flatnonzero((power[1:-1] > power[:-2]) & (power[1:-1] >= power[2:])) + 1
+    freqs, chi2 = _zoom(bands, f_min + df * _candidates(power), df, (f_min, f_max))
+    return _period_or_double(bands, float(freqs[np.argmin(chi2)]))
+
+
+def _candidates(power: np.ndarray) -> np.ndarray:
+    """Grid indices of the CANDIDATES highest local maxima within CANDIDATE_POWER of the
+    highest one.
+
+    When the highest interior point is itself a peak (nearly always), only the points above
+    CANDIDATE_POWER of it are tested for being peaks: a 160,000-point grid costs 0.3 ms
+    instead of 0.9 (the same indices).
+    """
+    inner = power[1:-1]
+    top = int(np.argmax(inner)) + 1 if inner.size else 0
+    if top and power[top] > power[top - 1] and power[top] >= power[top + 1]:
+        peaks = np.flatnonzero(inner >= CANDIDATE_POWER * power[top]) + 1
+    else:
+        peaks = np.arange(1, power.size - 1)
+    peaks = peaks[(power[peaks] > power[peaks - 1]) & (power[peaks] >= power[peaks + 1])]
     if peaks.size == 0:
         raise VarnetError("cannot estimate a period: the periodogram has no peak")
     if peaks.size > CANDIDATES:
         peaks = peaks[np.argpartition(power[peaks], -CANDIDATES)[-CANDIDATES:]]
-    peaks = peaks[power[peaks] >= CANDIDATE_POWER * power[peaks].max()]
-    freqs, chi2 = _zoom(bands, f_min + df * peaks, df, (f_min, f_max))
-    return _period_or_double(bands, float(freqs[np.argmin(chi2)]))
+    return peaks[power[peaks] >= CANDIDATE_POWER * power[peaks].max()]
 
 
 @functools.cache
