@@ -8,7 +8,7 @@ saw. ``lomb_scargle_period`` (measured in docs/periods.md, ``benchmarks/periods.
    the cuts' 0.01-2000 d), step 1/(``OVERSAMPLING`` T), at most ``MAX_FREQUENCIES``. Times that
    are all multiples of a round step q (EROS-1 prints 0.01 d) make frequency f and 1/q - f
    indistinguishable, so the grid then stops at 1/(2q).
-2. **Candidates.** One float64 Lomb–Scargle periodogram with nifty-ls (a non-uniform FFT: ~20
+2. **Candidates.** One float64 Lomb–Scargle periodogram with nifty-ls (a non-uniform FFT: ~15
    ms for the 160,000 frequencies of a 3-year baseline; float32 is faster but recovers 84% of
    the Gaia periods instead of 98%) of all bands pooled, each band centred on its weighted
    mean, at a NUFFT tolerance of 1e-5 (the same periods as 1e-6 for all 4,888 benchmark stars,
