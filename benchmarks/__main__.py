@@ -252,8 +252,9 @@ def distributed_markdown(dist: dict) -> list[str]:
                      f"{busy} | {r['load_before']} |")
     speedups = ", ".join(f"{k}: **{v}x**" for k, v in dist["speedup_2_vs_1"].items())
     same = "; ".join(f"{k}: {c['rows']:,} rows, "
-                     f"{'equal to 1e-6' if c['identical'] else 'DIFFERENT'}"
-                     f" (largest float difference {c['max_abs_float_diff']:.1e})"
+                     + (f"equal to {c['rtol']:g} of each value" if c["identical"] else "DIFFERENT")
+                     + f" (largest difference {c['max_rel_float_diff']:.1e} of"
+                     f" a value, {c['max_abs_float_diff']:.1e} absolute)"
                      for k, c in dist["identical_to_local"].items())
     return [*lines, "", f"2 workers / 1 worker: {speedups}. Against the single-process "
             f"`varnet score` of the same light curves: {same}.", ""]

@@ -142,6 +142,7 @@ def compare_with_local(hats_output: Path, long_table: Path, model_uri: str) -> d
     import lsdb
 
     from varnet.serving import score
+    from varnet.serving.distributed import SAME_SCORES_RTOL
 
     local_out = long_table.with_name("local.parquet")
     stats = score.score_files(score.load_model(model_uri), [long_table], local_out)
@@ -150,13 +151,16 @@ def compare_with_local(hats_output: Path, long_table: Path, model_uri: str) -> d
     ours = ours.drop(columns=["ra", "dec"]).sort_values("id", ignore_index=True)
     ours = ours.astype(local.dtypes.to_dict())
     floats = local.select_dtypes("float").columns
-    diff = np.nanmax(np.abs(ours[floats].to_numpy() - local[floats].to_numpy()))
+    a, b = ours[floats].to_numpy(dtype=float), local[floats].to_numpy(dtype=float)
+    diff = np.abs(a - b)
     try:
-        pd.testing.assert_frame_equal(ours, local, rtol=1e-6, atol=1e-6)
+        pd.testing.assert_frame_equal(ours, local, rtol=SAME_SCORES_RTOL, atol=1e-6)
         identical = True
     except AssertionError:
         identical = False
-    return {"rows": len(local), "identical": identical, "max_abs_float_diff": float(diff),
+    return {"rows": len(local), "identical": identical, "rtol": SAME_SCORES_RTOL,
+            "max_abs_float_diff": float(np.nanmax(diff)),
+            "max_rel_float_diff": float(np.nanmax(diff / np.maximum(np.abs(b), 1e-12))),
             "same_columns": list(ours.columns) == list(local.columns),
             "local_stars_per_s": round(stats["stars"] / stats["seconds"], 1)}
 

@@ -68,12 +68,12 @@ def score_cli(root: Path, *argv: str) -> int:
 
 
 def same_rows(hats_scores: pd.DataFrame, local: pd.DataFrame) -> None:
-    """Every column of every row equal, floats to 1e-6, in star order."""
+    """Every column of every row equal, floats to float32 precision, in star order."""
     ours = hats_scores.reset_index(drop=True).drop(columns=["ra", "dec"])
     ours = ours.sort_values("id", ignore_index=True)
     theirs = local.sort_values("id", ignore_index=True)
     ours = ours.astype(theirs.dtypes.to_dict())   # LSDB reads arrow types: NA, not NaN
-    pd.testing.assert_frame_equal(ours, theirs, rtol=1e-6, atol=1e-6)
+    pd.testing.assert_frame_equal(ours, theirs, rtol=dist.SAME_SCORES_RTOL, atol=1e-6)
 
 
 def test_a_hats_catalog_on_two_workers_gives_the_local_rows(project, cluster, survey, tmp_path):
@@ -114,7 +114,8 @@ def test_a_hats_catalog_on_two_workers_gives_the_local_rows(project, cluster, su
     table[~first].to_csv(folder / "b.csv", index=False)
     files_out = tmp_path / "files.parquet"
     assert score_cli(project, str(folder), "-o", str(files_out), "--scheduler", address) == 0
-    pd.testing.assert_frame_equal(pd.read_parquet(files_out), local_rows, rtol=1e-6, atol=1e-6)
+    pd.testing.assert_frame_equal(pd.read_parquet(files_out), local_rows,
+                                  rtol=dist.SAME_SCORES_RTOL, atol=1e-6)
 
 
 def test_bad_stars_get_their_note_rows_without_failing_the_job(project, cluster, survey,
