@@ -14,7 +14,8 @@ warm-up is reported apart), each worker's peak resident memory, and how busy eac
 the client were (CPU s / job s: below 1 a worker waited, for a core of a shared machine or for
 work at the end of the job). Two survey sizes with
 catalog periods show that memory per worker does not grow with the number of stars; stars
-without a period get a Lomb-Scargle period (varnet.prepare.periods, measured on fewer stars).
+without a period get a Lomb-Scargle period (varnet.prepare.periods, measured on fewer stars,
+~30 ms a star for these 2,000-day baselines).
 The output of the smaller survey is compared, row by row, with the single-process
 `varnet score` of the same light curves (varnet.serving.score.score_files).
 
@@ -37,11 +38,15 @@ from benchmarks import common
 from benchmarks.preprocess import simulate_frames
 
 SIZES = (8000, 32000)
-LOMB_SCARGLE_STARS = 400
+LOMB_SCARGLE_STARS = 1200
 STARS_PER_PARTITION = 1000
 """`varnet hats-catalog`'s default: the network pads each call to 500 sequences, so a partition
 much smaller than ~300 stars still pays for a full batch."""
-LOMB_SCARGLE_STARS_PER_PARTITION = 40
+LOMB_SCARGLE_STARS_PER_PARTITION = 200
+"""HATS pixels of at most 200 stars: partitions of ~90, over which a worker's fixed cost per
+partition (~0.34 s: one padded batch of the network, the nested table) is ~10% of the search.
+At 40 (400 stars in 24 partitions of ~17, until 2026-12-03) it was 40% of the job: 8 s of
+20.8 beyond the search's 400 x 31.5 ms, and the rate measured that overhead."""
 WORKERS = (1, 2)
 REGISTERED_MODEL = "varnet-bench"
 PROJECT = common.WORK_DIR / "distributed-project"

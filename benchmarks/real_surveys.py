@@ -462,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.survey, args.ls_periods, args.epochs, not args.no_novelty, args.quick,
                  args.ls_per_class)
     result["peak_rss_mib"] = round(common.peak_rss_mib(), 1)
-    stem = f"real-{args.survey}" + ("-ls" if args.ls_periods else "")
+    stem = (f"real-{args.survey}" + ("-ls" if args.ls_periods else "")
+            + ("-quick" if args.quick else f"-epochs{args.epochs}" if args.epochs else ""))
+    # another budget never overwrites the budget's own table
     files.write_json(result, common.RESULTS_DIR / f"{stem}.json")
     text = markdown(result)
     (common.RESULTS_DIR / f"{stem}.md").write_text(text)
