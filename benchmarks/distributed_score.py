@@ -19,7 +19,7 @@ without a period get a Lomb-Scargle period (varnet.prepare.periods, measured on 
 The output of the smaller survey is compared, row by row, with the single-process
 `varnet score` of the same light curves (varnet.serving.score.score_files).
 
-    .venv/bin/python -m benchmarks.distributed_score          # 8,000 and 32,000 stars, ~13 min
+    .venv/bin/python -m benchmarks.distributed_score          # 8,000 and 32,000 stars, ~10 min
     .venv/bin/python -m benchmarks.distributed_score --quick
 """
 
@@ -43,7 +43,7 @@ STARS_PER_PARTITION = 1000
 """`varnet hats-catalog`'s default: the network pads each call to 500 sequences, so a partition
 much smaller than ~300 stars still pays for a full batch."""
 LOMB_SCARGLE_STARS_PER_PARTITION = 200
-"""HATS pixels of at most 200 stars: partitions of ~90, over which a worker's fixed cost per
+"""HATS pixels of at most 200 stars: 12 partitions of ~100, over which a worker's fixed cost per
 partition (~0.34 s: one padded batch of the network, the nested table) is ~10% of the search.
 At 40 (400 stars in 24 partitions of ~17, until 2026-12-03) it was 40% of the job: 8 s of
 20.8 beyond the search's 400 x 31.5 ms, and the rate measured that overhead."""
