@@ -147,7 +147,7 @@ def compare_with_local(hats_output: Path, long_table: Path, model_uri: str) -> d
     import lsdb
 
     from varnet.serving import score
-    from varnet.serving.distributed import SAME_SCORES_RTOL
+    from varnet.serving.distributed import SAME_SCORES_ATOL, SAME_SCORES_RTOL
 
     local_out = long_table.with_name("local.parquet")
     stats = score.score_files(score.load_model(model_uri), [long_table], local_out)
@@ -159,7 +159,7 @@ def compare_with_local(hats_output: Path, long_table: Path, model_uri: str) -> d
     a, b = ours[floats].to_numpy(dtype=float), local[floats].to_numpy(dtype=float)
     diff = np.abs(a - b)
     try:
-        pd.testing.assert_frame_equal(ours, local, rtol=SAME_SCORES_RTOL, atol=1e-6)
+        pd.testing.assert_frame_equal(ours, local, rtol=SAME_SCORES_RTOL, atol=SAME_SCORES_ATOL)
         identical = True
     except AssertionError:
         identical = False

@@ -73,7 +73,8 @@ def same_rows(hats_scores: pd.DataFrame, local: pd.DataFrame) -> None:
     ours = ours.sort_values("id", ignore_index=True)
     theirs = local.sort_values("id", ignore_index=True)
     ours = ours.astype(theirs.dtypes.to_dict())   # LSDB reads arrow types: NA, not NaN
-    pd.testing.assert_frame_equal(ours, theirs, rtol=dist.SAME_SCORES_RTOL, atol=1e-6)
+    pd.testing.assert_frame_equal(ours, theirs, rtol=dist.SAME_SCORES_RTOL,
+                                  atol=dist.SAME_SCORES_ATOL)
 
 
 def test_a_hats_catalog_on_two_workers_gives_the_local_rows(project, cluster, survey, tmp_path):
@@ -115,7 +116,8 @@ def test_a_hats_catalog_on_two_workers_gives_the_local_rows(project, cluster, su
     files_out = tmp_path / "files.parquet"
     assert score_cli(project, str(folder), "-o", str(files_out), "--scheduler", address) == 0
     pd.testing.assert_frame_equal(pd.read_parquet(files_out), local_rows,
-                                  rtol=dist.SAME_SCORES_RTOL, atol=1e-6)
+                                  rtol=dist.SAME_SCORES_RTOL,
+                                  atol=dist.SAME_SCORES_ATOL)
 
 
 def test_bad_stars_get_their_note_rows_without_failing_the_job(project, cluster, survey,

@@ -63,6 +63,8 @@ SAME_SCORES_RTOL = 1e-5
 float32 and a star's sequences sit elsewhere in its padded batch when the stars are split into
 partitions: the same 8,000 stars scored in reverse order in one process differ by up to 8e-6
 of a value (docs/scaling.md), exactly as much as the 2-worker run from the local one."""
+SAME_SCORES_ATOL = 1e-6
+"""... and in absolute terms, which decides for values near zero."""
 
 
 # --- the cluster and the model ---------------------------------------------------------------
