@@ -104,7 +104,7 @@ def markdown(results: dict) -> str:
               f"{train['ceiling_before']['numpy_gflops']} before, "
               f"{train['ceiling_after']['tf_gflops']} / {train['ceiling_after']['numpy_gflops']}"
               f" after). Peak memory {train['peak_rss_mib']:.0f} MiB.", "",
-              "| network | batch | MFLOP per sequence | sequences/s (tf.data) | fraction of "
+              "| network | batch | MFLOP per sequence | sequences/s (fit) | fraction of "
               "ceiling | sequences/s (in-memory step) | fraction | first step s | load |",
               "|---|---|---|---|---|---|---|---|---|"]
     for row in train["batches"]:

@@ -5,7 +5,8 @@ Two networks: params.yaml's `model` (the default, `make run`'s) and the released
 of the default survey's training set, trained by `varnet.model.DualTrainer` in joint mode
 (L_AE + L_CE + lambda L_GMM, Adam), as `varnet train joint` does. Two figures per batch size:
 
-  pipeline  `fit` on the tf.data pipeline `varnet train` builds (shuffle, batch, prefetch)
+  pipeline  `fit` on `varnet train`'s own input pipeline (varnet.training.data.training_batches:
+            a stateless shuffle per epoch, gather, two batches prefetched), PIPELINE_STEPS steps
   compute   the compiled train step on one batch already in memory (no input pipeline)
 
 sequences/s is converted to GFLOP/s with the GRU FLOP count of benchmarks.common, read from
@@ -14,7 +15,7 @@ T * 3 * (in*u + u^2) * 2) and divided by the float32 matmul ceiling measured in 
 process just before and after.
 
     .venv/bin/python -m benchmarks.train_speed            # default: params' batch and 256;
-                                                         # paper size: 256 and 500; 3 timed steps
+                                                         # paper size: 256 and 500
     .venv/bin/python -m benchmarks.train_speed --quick
 """
 
@@ -29,6 +30,11 @@ from benchmarks import common
 
 PAPER_BATCH_SIZES = (256, 500)
 TIMED_STEPS = 3
+"""compute: the fastest of 3 steps."""
+PIPELINE_STEPS = 12
+"""pipeline: the mean of 12 steps of one `fit`, so that starting the epoch (callbacks, the
+iterator, the first prefetch) weighs as little as in a real epoch (until 2026-12-04: 3 steps of
+a tf.data pipeline with an autotuned prefetch, which `varnet train` does not use)."""
 
 
 def _train_arrays(survey_dir) -> dict[str, np.ndarray]:
@@ -48,8 +54,8 @@ def _repeat_to(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     return {k: np.concatenate([v] * reps)[:max(n, len(v))] for k, v in arrays.items()}
 
 
-def measure(batch_size: int, steps: int, data: dict[str, np.ndarray], model_params: dict,
-            learning_rate: float, lambda_energy: float) -> dict:
+def measure(batch_size: int, steps: int, pipeline_steps: int, data: dict[str, np.ndarray],
+            model_params: dict, learning_rate: float, lambda_energy: float) -> dict:
     """pipeline and compute sequences/s of the joint train step at one batch size, and the
     network's GRU FLOP per training sequence."""
     import keras
@@ -58,25 +64,28 @@ def measure(batch_size: int, steps: int, data: dict[str, np.ndarray], model_para
     from varnet.core import taxonomy
     from varnet.core.config import ModelParams
     from varnet.model import DualTrainer, build_network
+    from varnet.training.data import Subset, training_batches
 
     keras.utils.set_random_seed(0)
     cfg = ModelParams(**model_params)
-    data = _repeat_to(data, batch_size * (steps + 1))
+    data = _repeat_to(data, batch_size * (max(steps, pipeline_steps) + 1))
     network = build_network(cfg, n_classes=len(taxonomy.CLASSES), n_steps=data["X"].shape[1],
                             aux_train=data["aux"])
     trainer = DualTrainer(network, "joint", lambda_energy, cfg.gmm_jitter)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
     inputs = {"X": data["X"], "aux": data["aux"]}
     targets = {"label": data["label"], "weight": data["weight"]}
-    dataset = (tf.data.Dataset.from_tensor_slices((inputs, targets))
-               .shuffle(len(data["label"]), seed=0, reshuffle_each_iteration=True)
-               .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    n_rows = len(data["label"])
+    train = Subset(np.arange(n_rows), inputs, data["label"], data["weight"],
+                   np.arange(n_rows).astype(str))
     started = time.perf_counter()
-    trainer.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)  # trace + first step
+    trainer.fit(training_batches(inputs, train, batch_size, seed=(0, 0), epochs=range(1)),
+                epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # trace, step 1
     first_step_s = time.perf_counter() - started
+    batches = training_batches(inputs, train, batch_size, seed=(0, 1), epochs=range(1))
     started = time.perf_counter()
-    trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-    pipeline_s = (time.perf_counter() - started) / steps
+    trainer.fit(batches, epochs=1, steps_per_epoch=pipeline_steps, shuffle=False, verbose=0)
+    pipeline_s = (time.perf_counter() - started) / pipeline_steps
 
     batch = ({k: tf.constant(v[:batch_size]) for k, v in inputs.items()},
              {k: tf.constant(v[:batch_size]) for k, v in targets.items()})
@@ -110,7 +119,8 @@ def run(quick: bool = False) -> dict:
     for name, (size, batch_sizes) in networks.items():
         model_params = {**params["model"], **size}
         for batch_size in ((64,) if quick else batch_sizes):
-            row = measure(batch_size, 1 if quick else TIMED_STEPS, data, model_params,
+            row = measure(batch_size, 1 if quick else TIMED_STEPS,
+                          2 if quick else PIPELINE_STEPS, data, model_params,
                           params["train"]["learning_rate"], params["train"]["lambda_energy"])
             rows.append({"network": name, **{k: model_params[k] for k in (
                 "gru_units", "gru_layers", "embedding")}, **row, "load": common.load()})
