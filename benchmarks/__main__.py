@@ -202,10 +202,11 @@ def periods_markdown(per: dict) -> list[str]:
     lines = [f"**Periods of stars sent without one** (`{per['command']}`, "
              f"`varnet.prepare.periods`): catalog periods recovered within "
              f"{per['tolerance']:.0%} (P/2, 2P: within 1% of half or twice the catalog's; "
+             "daily alias: within 1% of 1/(1/P ± k/sidereal day), k = 1, 2; "
              "eclipsing binaries: orbital periods), new path on every star, the replaced astropy "
              f"path on a subset; stars/s with {per['processes']} processes.", "",
-             "| set | class | stars | recovered | P/2 | 2P | other | astropy (subset) | "
-             "new (same subset) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| set | class | stars | recovered | P/2 | 2P | daily alias | other | "
+             "astropy (subset) | new (same subset) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in per["sets"].items():
         old, new = r["subset"]["astropy"]["classes"], r["subset"]["new"]["classes"]
         for cls, row in sorted(r["new"]["classes"].items(), key=lambda c: (c[0] == "all", c[0])):
@@ -215,7 +216,8 @@ def periods_markdown(per: dict) -> list[str]:
             else:
                 sub = ("—", "—")
             lines.append(f"| {name} | {cls} | {row['stars']:,} | **{row['recovered']:.1%}** | "
-                         f"{row['P/2']} | {row['2P']} | {row['other']} | {sub[0]} | {sub[1]} |")
+                         f"{row['P/2']} | {row['2P']} | {row['daily alias']} | {row['other']} | "
+                         f"{sub[0]} | {sub[1]} |")
     lines += ["", "| set | stars/s new | stars/s astropy | speed-up |", "|---|---|---|---|"]
     for name, r in per["sets"].items():
         old, new = r["subset"]["astropy"]["stars_per_s"], r["subset"]["new"]["stars_per_s"]
