@@ -218,6 +218,14 @@ def periods_markdown(per: dict) -> list[str]:
             lines.append(f"| {name} | {cls} | {row['stars']:,} | **{row['recovered']:.1%}** | "
                          f"{row['P/2']} | {row['2P']} | {row['daily alias']} | {row['other']} | "
                          f"{sub[0]} | {sub[1]} |")
+    aliases = [f"{name} {a['alias_fits_better']} of {a['stars']} (median "
+               f"{a['median_margin']})" for name, r in per["sets"].items()
+               if (a := r["new"].get("daily_aliases", {}).get("all"))]
+    if aliases:
+        lines += ["", "Daily aliases that the light curve fits better than its catalog period "
+                  "(the search's own offset-per-band + 4-harmonic fit, each period zoomed; "
+                  "median chi²(catalog) − chi²(alias)): " + "; ".join(aliases)
+                  + " (per class in periods.json)."]
     lines += ["", "| set | stars/s new | stars/s astropy | speed-up |", "|---|---|---|---|"]
     for name, r in per["sets"].items():
         old, new = r["subset"]["astropy"]["stars_per_s"], r["subset"]["new"]["stars_per_s"]

@@ -14,7 +14,9 @@ real sets of ../shared/data (or $VARNET_SHARED_DATA) that carry catalog periods:
 Every light curve is cleaned as `varnet score` cleans it (`clean_lightcurves`; S82's
 99.999 errors mark bad points). A period is "P" within 1% of the catalog's, "P/2" or "2P"
 within 1% of half or twice it, "daily alias" within 1% of 1 / (1/P ± k / sidereal day),
-k = 1, 2 (the aliases of nightly sampling from one site), else "other". Eclipsing binaries:
+k = 1, 2 (the aliases of nightly sampling from one site), else "other"; for the daily
+aliases, whether the search's own harmonic fit prefers the alias to the catalog period.
+Eclipsing binaries:
 both EROS-1 and Gaia DR3 give the orbital period (their light curves folded at half of it show
 two unequal minima), so "P" is right for them too. The new path runs on every star, the astropy
 path on a deterministic subset (every k-th star; it takes ~1 s a star), both in one process
@@ -209,6 +211,34 @@ def table(classes: list[str], found: np.ndarray, reference: np.ndarray) -> dict:
             for key, c in sorted(rows.items(), key=lambda kc: (kc[0] == "all", kc[0]))}
 
 
+def alias_margin(star: tuple, found: float) -> float:
+    """chi² at the catalog period minus chi² at the returned one, of the fit the search chooses
+    by (an offset per band + HARMONICS Fourier terms, each period moved onto its own minimum
+    within one grid step): > 0 when the light curve itself prefers what was returned."""
+    from varnet.prepare.periods import OVERSAMPLING, _bands, _checked, _zoom
+
+    t, mag, err, band = _checked(*star[3:])
+    bands = _bands(t - t.min(), mag, err, band)
+    step = 1.0 / (OVERSAMPLING * np.ptp(t))
+    reference, returned = (_zoom(bands, np.array([1.0 / p]), step, (1e-12, np.inf))[1][0]
+                           for p in (star[2], found))
+    return float(reference - returned)
+
+
+def alias_table(stars: list[tuple], found: np.ndarray) -> dict:
+    """Per class (and "all") over the stars returned at a daily alias: how many fit better
+    there than at the catalog period, and the median chi² margin."""
+    margins: dict[str, list[float]] = {}
+    for star, f in zip(stars, found, strict=True):
+        if verdict(f, star[2]) == "daily alias":
+            margin = alias_margin(star, f)
+            for key in (star[1], "all"):
+                margins.setdefault(key, []).append(margin)
+    return {key: {"stars": len(m), "alias_fits_better": int(np.sum(np.asarray(m) > 0)),
+                  "median_margin": round(float(np.median(m)), 1)}
+            for key, m in sorted(margins.items(), key=lambda km: (km[0] == "all", km[0]))}
+
+
 def measure_set(stars: list[tuple], processes: int, astropy_stars: int) -> dict:
     arrays = [s[3:] for s in stars]
     classes = [s[1] for s in stars]
@@ -223,7 +253,8 @@ def measure_set(stars: list[tuple], processes: int, astropy_stars: int) -> dict:
         "stars": len(stars), "epochs_median": int(np.median([s[3].size for s in stars])),
         "bands_median": int(np.median([np.unique(s[6]).size for s in stars])),
         "new": {"seconds": round(seconds, 2), "stars_per_s": round(len(stars) / seconds, 1),
-                "classes": table(classes, found, reference)},
+                "classes": table(classes, found, reference),
+                "daily_aliases": alias_table(stars, found)},
         "subset": {"stars": int(subset.size),
                    "astropy": {"seconds": round(old_seconds, 2),
                                "stars_per_s": round(subset.size / old_seconds, 2),
