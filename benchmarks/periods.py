@@ -16,13 +16,13 @@ Every light curve is cleaned as `varnet score` cleans it (`clean_lightcurves`; S
 within 1% of half or twice it, "daily alias" within 1% of 1 / (1/P ± k / sidereal day),
 k = 1, 2 (the aliases of nightly sampling from one site), else "other"; for the daily
 aliases, whether the search's own harmonic fit prefers the alias to the catalog period.
-Eclipsing binaries:
-both EROS-1 and Gaia DR3 give the orbital period (their light curves folded at half of it show
-two unequal minima), so "P" is right for them too. The new path runs on every star, the astropy
-path on a deterministic subset (every k-th star; it takes ~1 s a star), both in one process
-per core; the new path is also reported on that subset. ZTF-like: synthetic light curves of
-~1,000 epochs over 3 years (nightly, seasonal gaps), sinusoids, RR Lyrae sawtooths, detached
-and contact binaries with log-uniform periods, one band (r) and two (g, r).
+Eclipsing binaries: both EROS-1 and Gaia DR3 give the orbital period (their light curves folded
+at half of it show two unequal minima), so "P" is right for them too. The new path runs on
+every star, the astropy path on a deterministic subset (every k-th star; it takes ~1 s a star),
+both in one process per core; the new path is also reported on that subset. ZTF-like:
+synthetic light curves of ~1,000 epochs over 3 years (nightly, seasonal gaps), sinusoids,
+RR Lyrae sawtooths, detached and contact binaries with log-uniform periods, one band (r) and
+two (g, r).
 
     .venv/bin/python -m benchmarks.periods --json benchmarks/results/periods.json
     .venv/bin/python -m benchmarks.periods --quick
