@@ -308,11 +308,11 @@ def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: l
     for result in results:
         cells.setdefault((result.mode, result.photometric), result)
     modes = ("joint", "sequential")
-    halving = any(len(entry.get("search_rounds", [])) > 1 for variant in baseline.values()
-                  for entry in variant.values() if isinstance(entry, dict))
+    rounds = [len(entry["search_rounds"]) for variant in baseline.values()
+              for entry in variant.values() if "search_rounds" in entry]
     search = ("searched by successive halving (the last round on the whole training set; "
-              "`baseline.search: grid` for the exhaustive search)" if halving
-              else "searched exhaustively")
+              "`baseline.search: grid` for the exhaustive search), " if max(rounds, default=1) > 1
+              else "searched exhaustively, " if rounds else "")
     lines = ["# Table 2: classification and novelty detection", "",
              "Values in parentheses: the variant with the Gaia photometric features "
              "(M_G, BP−RP, W_RP), as in the paper. **Every number is read from the test set**: "
@@ -326,7 +326,7 @@ def table2_markdown(results: list[VariantResult], baseline: dict, percentiles: l
              "rate on the test known stars should be within sampling error of α (binomial "
              "standard errors in metrics.json). ECE: expected calibration error (15 bins) of the "
              "raw softmax γ and of the temperature-scaled probabilities (T fitted on valid). "
-             f"RF: random forest over the paper's grid, {search}, CV grouped by star on the "
+             f"RF: random forest over the paper's grid, {search}CV grouped by star on the "
              "training set, "
              "on the network's embedding alone (as the released code) or on the embedding plus "
              "the estimation network's auxiliary inputs (mean mag, std, log10 P, and the "
