@@ -250,17 +250,21 @@ def distributed_markdown(dist: dict) -> list[str]:
              "). Stars/s of the whole job after each worker loaded the model (warm-up apart); "
              "peak memory of each worker process; busy = CPU s / job s of each worker and of "
              "the client (below 1: waiting for a core or for work).", "",
-             "| periods | stars | partitions | workers | job s | stars/s | per core | "
+             "| periods | stars | partitions | pair | workers | job s | stars/s | per core | "
              "warm-up s | peak MiB per worker | busy (workers; client) | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in dist["runs"]:
         peaks = " / ".join(str(v) for v in r["worker_peak_rss_mib"])
         busy = " / ".join(f"{v:.2f}" for v in r["worker_busy"]) + f"; {r['client_busy']:.2f}"
-        lines.append(f"| {r['periods']} | {r['stars']:,} | {r['partitions']} | {r['workers']} | "
+        lines.append(f"| {r['periods']} | {r['stars']:,} | {r['partitions']} | "
+                     f"{r.get('pair', 1)} | {r['workers']} | "
                      f"{_f(r['seconds'], 1)} | **{_f(r['stars_per_s'])}** | "
                      f"{_f(r['stars_per_s'] / r['workers'])} | {r['warmup_s']} | {peaks} | "
                      f"{busy} | {r['load_before']} |")
-    speedups = ", ".join(f"{k}: **{v}x**" for k, v in dist["speedup_2_vs_1"].items())
+    pairs = dist.get("speedup_pairs", {})
+    speedups = ", ".join(f"{k}: **{v}x**" + (f" (median of {', '.join(map(str, pairs[k]))})"
+                                             if len(pairs.get(k, [])) > 1 else "")
+                         for k, v in dist["speedup_2_vs_1"].items())
     same = "; ".join(f"{k}: {c['rows']:,} rows, "
                      + (f"equal to {c['rtol']:g} of each value" if c["identical"] else "DIFFERENT")
                      + f" (largest difference {c['max_rel_float_diff']:.1e} of"

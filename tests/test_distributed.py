@@ -217,3 +217,14 @@ def test_a_star_without_epochs_keeps_one_empty_epoch():
     stars = npd.NestedFrame(stars.set_index("objid").join(theirs)).reset_index()
     renamed = dist.lightcurve_table(stars, {"id": "objid", "lc": "curve", "time": "mjd"})
     pd.testing.assert_frame_equal(renamed[table.columns], table)
+
+
+def test_a_local_cluster_gives_each_worker_one_partition_at_a_time():
+    """One thread per worker and no partition queued behind a running one (the queued one
+    would leave the other worker idle at the end of the job)."""
+    with dist.dask_client(2, None) as client:
+        threads = client.nthreads()
+        saturation = client.run_on_scheduler(lambda dask_scheduler:
+                                             dask_scheduler.WORKER_SATURATION)
+    assert sorted(threads.values()) == [1, 1]
+    assert saturation == dist.WORKER_SATURATION == 1.0
