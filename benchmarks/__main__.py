@@ -257,13 +257,13 @@ def distributed_markdown(dist: dict) -> list[str]:
         peaks = " / ".join(str(v) for v in r["worker_peak_rss_mib"])
         busy = " / ".join(f"{v:.2f}" for v in r["worker_busy"]) + f"; {r['client_busy']:.2f}"
         lines.append(f"| {r['periods']} | {r['stars']:,} | {r['partitions']} | "
-                     f"{r.get('pair', 1)} | {r['workers']} | "
+                     f"{r['pair']} | {r['workers']} | "
                      f"{_f(r['seconds'], 1)} | **{_f(r['stars_per_s'])}** | "
                      f"{_f(r['stars_per_s'] / r['workers'])} | {r['warmup_s']} | {peaks} | "
                      f"{busy} | {r['load_before']} |")
-    pairs = dist.get("speedup_pairs", {})
+    pairs = dist["speedup_pairs"]
     speedups = ", ".join(f"{k}: **{v}x**" + (f" (median of {', '.join(map(str, pairs[k]))})"
-                                             if len(pairs.get(k, [])) > 1 else "")
+                                             if len(pairs[k]) > 1 else "")
                          for k, v in dist["speedup_2_vs_1"].items())
     same = "; ".join(f"{k}: {c['rows']:,} rows, "
                      + (f"equal to {c['rtol']:g} of each value" if c["identical"] else "DIFFERENT")

@@ -20,7 +20,7 @@ without a period get a Lomb-Scargle period (varnet.prepare.periods, measured on 
 The output of the smaller survey is compared, row by row, with the single-process
 `varnet score` of the same light curves (varnet.serving.score.score_files).
 
-    .venv/bin/python -m benchmarks.distributed_score          # 8,000 and 32,000 stars, ~10 min
+    .venv/bin/python -m benchmarks.distributed_score          # 8,000 and 32,000 stars, ~11 min
     .venv/bin/python -m benchmarks.distributed_score --quick
 """
 
