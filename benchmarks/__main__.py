@@ -11,7 +11,8 @@ score_speed, reconstruction (time to reconstruct and to accuracy), distributed_s
 http_concurrency (see
 each module's docstring). The default
 survey they share is prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The
-real-survey tables are separate commands (benchmarks.real_surveys), minutes to an hour each.
+real-survey tables (benchmarks.real_surveys, minutes to an hour each) and the model's choice
+among daily aliases (benchmarks.alias_choice, 6 min) are separate commands.
 """
 
 from __future__ import annotations
