@@ -39,27 +39,9 @@ CHI2_MARGINS = (0, 5, 25, 100, float("inf"))
 
 def candidates(star: tuple) -> tuple[float, list[tuple[float, float]]]:
     """(the search's period, [(period, chi²)] of every distinct candidate)."""
-    import nifty_ls
-
     from varnet.prepare import periods as search
 
-    t, mag, err, band = search._checked(*star[3:])
-    baseline = float(np.ptp(t))
-    f_max = 1.0 / search.MIN_PERIOD
-    if step := search._time_step(t):
-        f_max = min(f_max, 0.5 / step)
-    f_min = 1.0 / min(search.MAX_PERIOD, baseline)
-    n_freq = int(min(np.ceil((f_max - f_min) * search.OVERSAMPLING * baseline) + 1,
-                     search.MAX_FREQUENCIES))
-    df = (f_max - f_min) / (n_freq - 1)
-    bands = search._bands(t - t.min(), mag, err, band)
-    pooled = [np.concatenate(a) for a in zip(*bands, strict=True)]
-    order = np.argsort(pooled[0], kind="stable")
-    power = nifty_ls.lombscargle(*(a[order] for a in pooled), fmin=f_min, fmax=f_max,
-                                 Nf=n_freq, fit_mean=False, nthreads=1,
-                                 finufft_kwargs={"eps": 1e-5}).power
-    power[~((power >= 0) & (power <= 1))] = 0.0
-    freqs, chi2 = search._zoom(bands, f_min + df * search._candidates(power), df, (f_min, f_max))
+    bands, freqs, chi2, df, (f_min, f_max) = search._zoomed_candidates(*star[3:])
     best = freqs[np.argmin(chi2)]
     for cycles in ALIAS_CYCLES:   # zoomed one by one: _zoom keeps only ZOOM_KEEP of a batch
         alias = best + cycles / periods.SIDEREAL_DAY

@@ -91,6 +91,13 @@ def lomb_scargle_period(t: np.ndarray, mag: np.ndarray, err: np.ndarray,
     Raises VarnetError when the light curve cannot constrain a period (too few points, no time
     baseline, constant magnitudes, non-finite values, non-positive errors).
     """
+    bands, freqs, chi2, _, _ = _zoomed_candidates(t, mag, err, band)
+    return _period_or_double(bands, float(freqs[np.argmin(chi2)]))
+
+
+def _zoomed_candidates(t, mag, err, band):
+    """Steps 1-3 short of the choice: (bands, candidate freqs, their chi², grid step, the
+    searched range); `benchmarks.alias_choice` scores these candidates with a model."""
     import nifty_ls
 
     _keep_freed_memory()
@@ -112,7 +119,7 @@ def lomb_scargle_period(t: np.ndarray, mag: np.ndarray, err: np.ndarray,
                                  finufft_kwargs={"eps": 1e-5}).power
     power[~((power >= 0) & (power <= 1))] = 0.0   # degenerate sampling at that frequency
     freqs, chi2 = _zoom(bands, f_min + df * _candidates(power), df, (f_min, f_max))
-    return _period_or_double(bands, float(freqs[np.argmin(chi2)]))
+    return bands, freqs, chi2, df, (f_min, f_max)
 
 
 def _candidates(power: np.ndarray) -> np.ndarray:
