@@ -48,6 +48,8 @@ ASTROPY_STARS = 100
 QUICK_STARS = 60
 ZTF_STARS = 200
 TOLERANCE = 0.01
+RR_LYRAE = ("RR", "RRAB", "RRCD")
+"""The classes pooled into the RR Lyrae target."""
 SIDEREAL_DAY = 0.99727
 """days: a target is observed at about the same sidereal time each night."""
 
@@ -323,18 +325,19 @@ def run(quick: bool = False) -> dict:
                for name, stars in sets.items()}
     # the targets' two figures: every RR Lyrae, every star, over the sets
     rr = [r["new"]["classes"][c] for r in results.values() for c in r["new"]["classes"]
-          if c in ("RR", "RRAB", "RRCD")]
+          if c in RR_LYRAE]
     everything = [r["new"]["classes"]["all"] for r in results.values()]
     return {"benchmark": "periods", "machine": machine,
             "command": "python -m benchmarks.periods" + (" --quick" if quick else ""),
             "data": str(SHARED_DATA), "processes": processes, "tolerance": TOLERANCE,
             "sets": results,
-            "pooled": {"rr_lyrae": _pool(rr), "all": _pool(everything)},
+            "pooled": {"rr_lyrae": pool(rr), "all": pool(everything)},
             "ztf_like": measure_ztf(20 if quick else ZTF_STARS, processes),
             "load_after": common.load()}
 
 
-def _pool(rows: list[dict]) -> dict:
+def pool(rows: list[dict]) -> dict:
+    """Stars and recovered (P) summed over class rows, with the pooled fraction."""
     stars = sum(r["stars"] for r in rows)
     found = sum(r["P"] for r in rows)
     return {"stars": stars, "P": found, "recovered": round(found / stars, 4) if stars else None}
