@@ -160,3 +160,33 @@ def test_real_catalog_periods_are_recovered(shared_data):
     found = np.array([lomb_scargle_period(*(groups[s][c].to_numpy() for c in (
         "time", "mag", "mag_err"))) for s in catalog["source_id"]])
     assert np.mean(np.abs(found / catalog["period"].to_numpy() - 1) < 0.01) >= 0.9
+
+
+def test_injection_keeps_each_stars_epochs_shape_and_noise():
+    """benchmarks.period_injection: the fit at the catalog period is the star's shape, each
+    simulation keeps its times and bands, and 'own residuals' only reorders each band's."""
+    from benchmarks import period_injection as injection
+
+    period = 0.61
+    t = survey_times(240, 900, seed=3)
+    phase = 2 * np.pi * t / period
+    band = np.where(np.arange(t.size) % 2, "R", "B")
+    shape = 0.4 * np.sin(phase) + 0.15 * np.sin(2 * phase + 1) + 0.05 * np.cos(3 * phase)
+    t, mag, err = noisy(t, shape + np.where(band == "R", -0.5, 0.0), 0.05, seed=4)
+    star = ("S1", "RR", period, t, mag, err, band)
+
+    model = injection.fitted_magnitudes(star, period)
+    assert np.std(mag - model) < 0.06   # the noise, not the signal (amplitude 0.4)
+    sims = injection.simulations(star, np.random.default_rng(0))
+    assert set(sims) == set(injection.NOISE_MODELS)
+    for name in injection.NOISE_MODELS:
+        assert len(sims[name]) == injection.SIMULATIONS
+        for sim_t, _, sim_err, sim_band in sims[name]:
+            assert np.array_equal(sim_t, t) and np.array_equal(sim_err, err)
+            assert np.array_equal(sim_band, band)
+    for sim in sims["own residuals"]:
+        for label in ("B", "R"):
+            keep = band == label
+            assert np.allclose(np.sort(sim[1][keep] - model[keep]),
+                               np.sort(mag[keep] - model[keep]))
+    assert abs(lomb_scargle_period(*sims["stated errors"][0]) / period - 1) < 0.01
