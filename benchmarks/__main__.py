@@ -11,8 +11,9 @@ score_speed, reconstruction (time to reconstruct and to accuracy), distributed_s
 http_concurrency (see
 each module's docstring). The default
 survey they share is prepared once under $VARNET_BENCH_DIR (default /tmp/varnet-bench). The
-real-survey tables (benchmarks.real_surveys, minutes to an hour each) and the model's choice
-among daily aliases (benchmarks.alias_choice, 6 min) are separate commands.
+real-survey tables (benchmarks.real_surveys, minutes to an hour each), the model's choice
+among daily aliases (benchmarks.alias_choice, 6 min) and the injection and recovery of catalog
+periods (benchmarks.period_injection, 3 min) are separate commands.
 """
 
 from __future__ import annotations
