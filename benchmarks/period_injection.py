@@ -36,7 +36,6 @@ About 3 min on 2 cores. Needs ../shared/data (or $VARNET_SHARED_DATA).
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -50,28 +49,14 @@ NOISE_MODELS = ("stated errors", "own residuals")
 SEED = 2026
 
 
-@functools.cache
-def eros_brightness():
-    """EROS-1 catalog B magnitude by star id (empty where the set is absent)."""
-    import pandas as pd
-
-    catalog = periods.SHARED_DATA / "eros1-lmc" / "catalog.csv.gz"
-    if not catalog.is_file():
-        return pd.Series(dtype=float)
-    return pd.read_csv(catalog, usecols=["star_id", "magnitude_b"]).set_index(
-        "star_id")["magnitude_b"]
-
-
 def fitted_magnitudes(star: tuple, period: float) -> np.ndarray:
     """The search's model of the star at ``period`` (zoomed onto its chi² minimum), at every
     point; a band too short for the harmonics keeps its weighted mean."""
     from varnet.prepare import periods as search
 
+    freq = periods.zoomed_fit(star, period)[0]
     t, mag, err, band = search._checked(*star[3:])
     t = t - t.min()
-    bands = search._bands(t, mag, err, band)
-    step = 1.0 / (search.OVERSAMPLING * np.ptp(t))
-    freq = search._zoom(bands, np.array([1.0 / period]), step, (1e-12, np.inf))[0][0]
     harmonics = np.arange(1, search.HARMONICS + 1)
     model = np.empty_like(mag)
     for label in np.unique(band):
@@ -103,16 +88,16 @@ def simulations(star: tuple, rng: np.random.Generator) -> dict[str, list[tuple]]
     return out
 
 
-def measure_set(stars: list[tuple], processes: int) -> dict:
+def measure_set(name: str, stars: list[tuple], processes: int) -> dict:
     """The search's recovery of the real light curves and of the injected ones under each noise
     model, per class, each with the search's own losses."""
     rng = np.random.default_rng(SEED)
     classes = [s[1] for s in stars]
     reference = np.array([s[2] for s in stars])
-    found, seconds = periods.timed_map(periods._new, [s[3:] for s in stars], processes)
-    result = {"stars": len(stars),
-              "real": recovery([s[3:] for s in stars], classes, reference, found, seconds)}
-    if stars and stars[0][0] in eros_brightness().index:
+    real = [s[3:] for s in stars]
+    found, seconds = periods.timed_map(periods._new, real, processes)
+    result = {"stars": len(stars), "real": recovery(real, classes, reference, found, seconds)}
+    if name == "eros1-lmc":
         result["cepheid_check"] = cepheid_check(stars, found)
     simulated = [simulations(star, rng) for star in stars]
     for name in NOISE_MODELS:
@@ -128,12 +113,16 @@ def cepheid_check(stars: list[tuple], found: np.ndarray) -> dict:
     at a daily alias, and of the RR Lyrae recovered."""
     groups = {"CEPH recovered": ("CEPH", {"P"}), "CEPH at a daily alias": ("CEPH", {"daily alias"}),
               "RR recovered": ("RR", {"P"})}
+    import pandas as pd
+
+    brightness = pd.read_csv(periods.SHARED_DATA / "eros1-lmc" / "catalog.csv.gz",
+                             usecols=["star_id", "magnitude_b"]).set_index("star_id")["magnitude_b"]
     out = {}
     for name, (cls, verdicts) in groups.items():
         chosen = [(star[0], f) for star, f in zip(stars, found, strict=True)
                   if star[1] == cls and periods.verdict(f, star[2]) in verdicts]
         out[name] = {"stars": len(chosen),
-                     "median_mag_b": round(float(eros_brightness().loc[
+                     "median_mag_b": round(float(brightness.loc[
                          [i for i, _ in chosen]].median()), 2) if chosen else None,
                      "median_period_returned": round(float(np.median(
                          [f for _, f in chosen])), 3) if chosen else None}
@@ -161,7 +150,7 @@ def run(quick: bool = False) -> dict:
     machine = common.machine()
     processes = len(os.sched_getaffinity(0))
     sets = periods.load_sets(periods.QUICK_STARS if quick else None)
-    results = {name: measure_set(stars, processes) for name, stars in sets.items()}
+    results = {name: measure_set(name, stars, processes) for name, stars in sets.items()}
     pooled = {}
     for key in ("real", *NOISE_MODELS):
         tables = [r[key]["classes"] for r in results.values()]

@@ -213,18 +213,22 @@ def table(classes: list[str], found: np.ndarray, reference: np.ndarray) -> dict:
             for key, c in sorted(rows.items(), key=lambda kc: (kc[0] == "all", kc[0]))}
 
 
-def alias_margin(star: tuple, found: float) -> float:
-    """chi² at the catalog period minus chi² at the returned one, of the fit the search chooses
-    by (an offset per band + HARMONICS Fourier terms, each period moved onto its own minimum
-    within one grid step): > 0 when the light curve itself prefers what was returned."""
+def zoomed_fit(star: tuple, period: float) -> tuple[float, float]:
+    """(frequency, chi²) of the fit the search chooses by (an offset per band + HARMONICS
+    Fourier terms) at ``period``, moved onto its own chi² minimum within one grid step."""
     from varnet.prepare.periods import OVERSAMPLING, _bands, _checked, _zoom
 
     t, mag, err, band = _checked(*star[3:])
     bands = _bands(t - t.min(), mag, err, band)
     step = 1.0 / (OVERSAMPLING * np.ptp(t))
-    reference, returned = (_zoom(bands, np.array([1.0 / p]), step, (1e-12, np.inf))[1][0]
-                           for p in (star[2], found))
-    return float(reference - returned)
+    freqs, chi2 = _zoom(bands, np.array([1.0 / period]), step, (1e-12, np.inf))
+    return float(freqs[0]), float(chi2[0])
+
+
+def alias_margin(star: tuple, found: float) -> float:
+    """chi² at the catalog period minus chi² at the returned one (`zoomed_fit`): > 0 when the
+    light curve itself prefers what was returned."""
+    return zoomed_fit(star, star[2])[1] - zoomed_fit(star, found)[1]
 
 
 def alias_table(stars: list[tuple], found: np.ndarray) -> dict:
